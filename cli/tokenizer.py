@@ -24,17 +24,17 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="model prefix: writes OUTPUT.model and OUTPUT.vocab")
     defaults = TrainArgs(inputs=[], model_prefix="")
     p.add_argument("--text-field", "--text_field", default=defaults.text_field, help="JSON field holding the text (.jsonl inputs)")
-    p.add_argument("--vocab-size", type=int, default=defaults.vocab_size)
-    p.add_argument("--character-coverage", type=float, default=defaults.character_coverage)
-    p.add_argument("--model-type", default=defaults.model_type, choices=("unigram", "bpe", "char", "word"))
+    p.add_argument("--vocab-size", "--vocab_size", type=int, default=defaults.vocab_size)
+    p.add_argument("--character-coverage", "--character_coverage", type=float, default=defaults.character_coverage)
+    p.add_argument("--model-type", "--model_type", default=defaults.model_type, choices=("unigram", "bpe", "char", "word"))
     p.add_argument(
-        "--input-sentence-size",
+        "--input-sentence-size", "--input_sentence_size",
         type=int,
         default=defaults.input_sentence_size,
         help="sample at most this many sentences (0: all), shuffled",
     )
-    p.add_argument("--max-sentence-length", type=int, default=defaults.max_sentence_length)
-    p.add_argument("--num-threads", type=int, default=defaults.num_threads)
+    p.add_argument("--max-sentence-length", "--max_sentence_length", type=int, default=defaults.max_sentence_length)
+    p.add_argument("--num-threads", "--num_threads", type=int, default=defaults.num_threads)
     p.add_argument("--on-bad-record", "--on_bad_record", default=defaults.on_bad_record, choices=("error", "skip"))
     p.add_argument("--seed", type=int, default=defaults.seed)
 
@@ -60,7 +60,7 @@ def add_stats_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input", nargs="+", required=True, help=".txt / .jsonl / .jsonl.gz files, directories or globs")
     p.add_argument("--text-field", "--text_field", default="text", help="JSON field holding the text (.jsonl inputs)")
     p.add_argument("--on-bad-record", "--on_bad_record", default="error", choices=("error", "skip"))
-    p.add_argument("--max-documents", type=int, default=None, help="read at most this many documents")
+    p.add_argument("--max-documents", "--max_documents", type=int, default=None, help="read at most this many documents")
 
 
 def build_parser() -> argparse.ArgumentParser:
