@@ -89,44 +89,43 @@ def file_kind(path: Path) -> Literal["txt", "jsonl"]:
     )
 
 
-def _is_supported(path: Path) -> bool:
-    return path.name.lower().endswith(SUPPORTED_SUFFIXES)
-
-
-def resolve_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
+def resolve_inputs(
+    inputs: str | Path | Sequence[str | Path], suffixes: tuple[str, ...] = SUPPORTED_SUFFIXES
+) -> list[Path]:
     """Expands files, directories (recursively) and glob patterns into a sorted, de-duplicated file list.
 
     Order is deterministic (sorted within each input, inputs in the order given) because the token cache,
-    the validation split and resumption all depend on a stable document order.
+    the validation split and resumption all depend on a stable document order. ``suffixes`` are the file
+    types the caller reads; an explicit file of another type is refused rather than ignored.
     """
+    kinds = "/".join(suffixes)
+
+    def wanted(path: Path) -> bool:
+        return path.is_file() and path.name.lower().endswith(suffixes)
+
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     if not items:
-        raise ValueError("no inputs given: pass a file, a directory or a glob of .txt/.jsonl/.jsonl.gz files")
-    files: list[Path] = []
+        raise ValueError(f"no inputs given: pass a file, a directory or a glob of {kinds} files")
+    unique: dict[Path, None] = {}
     for item in items:
         text = str(item)
         path = Path(text).expanduser()
         if path.is_file():
-            file_kind(path)  # refuse unsupported explicit files up front
+            if not wanted(path):
+                raise ValueError(f"{path}: unsupported input file type; use one of {', '.join(suffixes)}")
             found = [path]
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_supported(p))
+            found = sorted(p for p in path.rglob("*") if wanted(p))
             if not found:
-                raise FileNotFoundError(
-                    f"{path}: directory holds no {'/'.join(SUPPORTED_SUFFIXES)} files"
-                )
+                raise FileNotFoundError(f"{path}: directory holds no {kinds} files")
         elif glob.has_magic(text):
-            found = sorted(
-                Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file() and _is_supported(Path(p))
-            )
+            found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if wanted(Path(p)))
             if not found:
-                raise FileNotFoundError(f"{text}: glob matches no {'/'.join(SUPPORTED_SUFFIXES)} files")
+                raise FileNotFoundError(f"{text}: glob matches no {kinds} files")
         else:
             raise FileNotFoundError(f"{text}: input not found; check the path (files, directories and globs work)")
-        files.extend(found)
-    unique: dict[Path, None] = {}
-    for f in files:
-        unique.setdefault(f.resolve(), None)
+        for f in found:
+            unique.setdefault(f.resolve(), None)
     return list(unique)
 
 
