@@ -1,0 +1,165 @@
+"""Tokenizes a streamed corpus in worker processes, returning framed token ids chunk by chunk, in order.
+
+The parent only reads raw lines and appends results; JSON parsing, validation and tokenization happen in
+the workers. At most ``2 * num_proc`` chunks (``chunk_bytes`` of raw text each) are in flight, so memory
+stays flat however large the corpus is. Workers are started with ``spawn`` and import only this module,
+:mod:`datamodules.corpus`, numpy and the Rust ``tokenizers`` library -- not transformers or torch -- so each
+costs tens of MB, not a copy of the parent. Results do not depend on ``num_proc`` or ``chunk_bytes``.
+As with any ``spawn`` pool, each worker re-imports the parent's ``__main__`` script (not ``python -m`` modules),
+so a script calling this with ``num_proc > 1`` needs an ``if __name__ == "__main__":`` guard and should keep
+heavy imports under it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+
+from datamodules.corpus import OnBadRecord, RejectedRecord, file_kind, open_binary, parse_line
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """What a worker needs to tokenize exactly like the parent's Hugging Face tokenizer."""
+
+    backend_json: str  # ``tokenizer.backend_tokenizer.to_str()``
+    bos_id: int
+    eos_id: int
+    dtype: str  # numpy dtype name of the token file
+
+
+@dataclass(frozen=True)
+class Chunk:
+    file_index: int
+    first_line: int  # 1-based line number of lines[0]
+    lines: list[bytes]
+
+
+@dataclass
+class TokenizedChunk:
+    file_index: int
+    ids: np.ndarray  # every kept document, BOS ... EOS, concatenated
+    doc_lengths: np.ndarray  # int64 token count per kept document, framing included
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)  # (reason, line, detail)
+    error: tuple[int, str] | None = None  # first bad record under on_bad_record="error": (line, detail)
+
+
+def read_chunks(paths: Sequence[Path], chunk_bytes: int) -> Iterator[Chunk]:
+    """Raw lines of every file, grouped into chunks of about ``chunk_bytes``; a chunk never spans files."""
+    for file_index, path in enumerate(paths):
+        file_kind(path)
+        with open_binary(path) as handle:
+            lines: list[bytes] = []
+            size, first = 0, 1
+            for number, raw in enumerate(handle, start=1):
+                lines.append(raw)
+                size += len(raw)
+                if size >= chunk_bytes:
+                    yield Chunk(file_index, first, lines)
+                    lines, size, first = [], 0, number + 1
+            if lines:
+                yield Chunk(file_index, first, lines)
+
+
+class ChunkTokenizer:
+    """Turns a chunk of raw lines into framed token ids. One per worker process."""
+
+    def __init__(
+        self, spec: TokenizerSpec, kinds: Sequence[str], text_field: str, on_bad_record: OnBadRecord
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(spec.backend_json)
+        self.spec = spec
+        self.dtype = np.dtype(spec.dtype)
+        self.kinds = list(kinds)
+        self.text_field = text_field
+        self.on_bad_record = on_bad_record
+
+    def __call__(self, chunk: Chunk) -> TokenizedChunk:
+        kind = self.kinds[chunk.file_index]
+        texts: list[str] = []
+        result = TokenizedChunk(chunk.file_index, np.zeros(0, self.dtype), np.zeros(0, np.int64))
+        for offset, raw in enumerate(chunk.lines):
+            try:
+                texts.append(parse_line(raw, kind, self.text_field))  # type: ignore[arg-type]
+            except RejectedRecord as rejected:
+                line = chunk.first_line + offset
+                if self.on_bad_record == "error":
+                    result.error = (line, rejected.detail)
+                    return result
+                result.skipped.append((rejected.reason, line, rejected.detail))
+        # the _fast variant skips character offsets, which nobody here needs: ~40% less time
+        encodings = self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        bos, eos = self.spec.bos_id, self.spec.eos_id
+        flat: list[int] = []
+        lengths = np.empty(len(encodings), dtype=np.int64)
+        for i, encoding in enumerate(encodings):
+            ids = encoding.ids
+            flat.append(bos)
+            flat.extend(ids)
+            flat.append(eos)
+            lengths[i] = len(ids) + 2
+        result.ids = np.array(flat, dtype=self.dtype)
+        result.doc_lengths = lengths
+        return result
+
+
+_worker: ChunkTokenizer | None = None
+
+
+def _init_worker(spec: TokenizerSpec, kinds: Sequence[str], text_field: str, on_bad_record: OnBadRecord) -> None:
+    global _worker
+    # One thread per worker: the processes are the parallelism; Rust threads on top only oversubscribe.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _worker = ChunkTokenizer(spec, kinds, text_field, on_bad_record)
+
+
+def _tokenize_in_worker(chunk: Chunk) -> TokenizedChunk:
+    assert _worker is not None, "worker used before its initializer ran"
+    return _worker(chunk)
+
+
+def tokenize_corpus(
+    paths: Sequence[Path],
+    spec: TokenizerSpec,
+    *,
+    text_field: str = "text",
+    on_bad_record: OnBadRecord = "error",
+    num_proc: int = 1,
+    chunk_bytes: int = 1 << 20,
+) -> Iterator[TokenizedChunk]:
+    """Yields the tokenized chunks of ``paths`` in corpus order, ``num_proc`` processes tokenizing in parallel.
+
+    ``num_proc=1`` tokenizes in this process (the Rust tokenizer may still use several threads).
+    """
+    kinds = [file_kind(p) for p in paths]
+    chunks = read_chunks(paths, chunk_bytes)
+    if num_proc <= 1:
+        tokenize = ChunkTokenizer(spec, kinds, text_field, on_bad_record)
+        for chunk in chunks:
+            yield tokenize(chunk)
+        return
+    # An executor, not multiprocessing.Pool: a worker that dies raises BrokenProcessPool instead of hanging.
+    pool = ProcessPoolExecutor(
+        num_proc,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(spec, kinds, text_field, on_bad_record),
+    )
+    pending: deque[Future[TokenizedChunk]] = deque()
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(_tokenize_in_worker, chunk))
+            if len(pending) >= 2 * num_proc:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,166 @@
+"""Builds (or reuses) the token cache of a corpus: the work behind ``WikiBlocksDataModule.prepare``.
+
+Kept free of Lightning and torch so that ``zhllama data prepare`` and the benchmark measure only what the
+preparation needs: a streaming reader, tokenizer processes and an append-only token file. Only the
+tokenizer directory is read through transformers (for its BOS/EOS ids and exact backend).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datamodules.corpus import BadRecordError, OnBadRecord, SkipReport, bad_record_message, resolve_inputs
+from datamodules.doc_split import validation_mask
+from datamodules.parallel_tokenize import TokenizerSpec, tokenize_corpus
+from datamodules.token_cache import (
+    TokenCache,
+    TokenCacheWriter,
+    cache_key,
+    default_cache_dir,
+    input_fingerprint,
+    open_cache,
+    token_dtype,
+)
+
+
+def default_num_proc() -> int:
+    """All CPUs this process may use, at most 16 (tokenization stops scaling before the disk does)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(16, cpus))
+
+
+def load_tokenizer_spec(tokenizer: str | Path) -> TokenizerSpec:
+    """Reads a Hugging Face tokenizer directory into what the workers need (its BOS/EOS ids included).
+
+    Remembered per directory state, so ``prepare_data`` then ``setup`` in one process load it once.
+    """
+    path = Path(tokenizer).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{tokenizer}: tokenizer directory not found; pass a Hugging Face tokenizer directory "
+            "(one written by `zhllama tokenizer merge` or save_pretrained)"
+        )
+    state = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()))
+    return _load_tokenizer_spec(path.resolve(), state)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer_spec(path: Path, state: tuple) -> TokenizerSpec:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"{path}: needs a fast (tokenizers-backed) tokenizer; save it with tokenizer.json")
+    if tok.bos_token_id is None or tok.eos_token_id is None:
+        raise ValueError(f"{path}: the tokenizer has no BOS or EOS token; documents are framed BOS ... EOS")
+    return TokenizerSpec(
+        backend_json=backend.to_str(),
+        bos_id=int(tok.bos_token_id),
+        eos_id=int(tok.eos_token_id),
+        dtype=token_dtype(len(tok)).name,
+    )
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A ready cache plus the numbers ``zhllama data prepare`` reports."""
+
+    cache: TokenCache
+    built: bool  # False when an existing cache was reused
+    seconds: float  # of this call
+
+    def report(self, block_size: int) -> dict[str, Any]:
+        meta = self.cache.meta
+        documents = meta["documents"]
+        return {
+            "documents": documents,
+            "train_documents": meta["train_documents"],
+            "val_documents": meta["val_documents"],
+            "skipped": meta["skipped"],
+            "tokens": meta["tokens"],
+            "train_blocks": meta["train_tokens"] // block_size,
+            "val_blocks": meta["val_tokens"] // block_size,
+            "dropped_tail_tokens": meta["train_tokens"] % block_size + meta["val_tokens"] % block_size,
+            "seconds": round(self.seconds, 3),
+            "docs_per_s": round(documents / self.seconds, 1) if self.seconds > 0 else None,
+            "cache_path": str(self.cache.path),
+        }
+
+
+def prepare_token_cache(
+    tokenizer: str | Path,
+    inputs: str | Path | Sequence[str | Path],
+    *,
+    block_size: int = 512,
+    cache_dir: str | Path | None = None,
+    text_field: str = "text",
+    val_fraction: float = 0.01,
+    val_documents: int | None = None,
+    seed: int = 42,
+    num_proc: int | None = None,
+    on_bad_record: OnBadRecord = "error",
+    chunk_bytes: int = 1 << 20,
+) -> PreparedData:
+    """Reuses the cache whose key matches these settings or builds it; safe from any process (atomic)."""
+    start = time.perf_counter()
+    cache_root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    paths = resolve_inputs(inputs)
+    spec = load_tokenizer_spec(tokenizer)
+    settings = {
+        "tokenizer_sha256": hashlib.sha256(f"{spec.backend_json}\0{spec.bos_id}\0{spec.eos_id}".encode()).hexdigest(),
+        "block_size": block_size,
+        "val_fraction": None if val_documents is not None else val_fraction,
+        "val_documents": val_documents,
+        "seed": seed,
+        "inputs": input_fingerprint(paths),
+        "text_field": text_field,
+        "on_bad_record": on_bad_record,
+    }
+    key = cache_key(settings)
+    cache = open_cache(cache_root, key)
+    built = cache is None
+    if cache is None:
+        skipped = SkipReport()
+        with TokenCacheWriter(cache_root, key, np.dtype(spec.dtype)) as writer:
+            chunks = tokenize_corpus(
+                paths,
+                spec,
+                text_field=text_field,
+                on_bad_record=on_bad_record,
+                num_proc=num_proc or default_num_proc(),
+                chunk_bytes=chunk_bytes,
+            )
+            for chunk in chunks:
+                path = paths[chunk.file_index]
+                if chunk.error is not None:
+                    chunks.close()  # stops the workers now
+                    raise BadRecordError(bad_record_message(path, *chunk.error))
+                for reason, line, detail in chunk.skipped:
+                    skipped.add(reason, path, line, detail)
+                writer.append(chunk.ids, chunk.doc_lengths)
+            if writer.num_documents == 0:
+                raise ValueError(f"no usable documents in {', '.join(map(str, paths))} (skipped: {skipped.as_dict()})")
+            lengths = writer.written_doc_lengths()
+            is_val = validation_mask(writer.num_documents, seed, val_fraction, val_documents)
+            val_tokens = int(lengths[is_val].sum())
+            meta = {
+                "settings": settings,
+                "train_documents": int((~is_val).sum()),
+                "val_documents": int(is_val.sum()),
+                "train_tokens": writer.num_tokens - val_tokens,
+                "val_tokens": val_tokens,
+                "skipped": skipped.as_dict(),
+            }
+            cache = writer.finish(is_val, meta)
+    return PreparedData(cache, built, time.perf_counter() - start)
