@@ -1,0 +1,64 @@
+"""Greedy continuations of fixed Chinese prompts written to TensorBoard at every validation, so a run shows the
+model moving from noise to Chinese."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
+
+DEFAULT_PROMPTS = (
+    "中国的首都是",
+    "三国演义是一部",
+    "人工智能是指",
+    "今天天气很好，我们",
+    "请介绍一下长城。",
+)
+
+
+class GenerationSamples(pl.Callback):
+    def __init__(self, prompts: list[str] = list(DEFAULT_PROMPTS), max_new_tokens: int = 32) -> None:
+        """Args:
+        prompts: the fixed prompts (the same at every validation, so samples compare across steps).
+        max_new_tokens: tokens generated per prompt (greedy).
+        """
+        super().__init__()
+        self.prompts = list(prompts)
+        self.max_new_tokens = max_new_tokens
+        self.samples: list[tuple[int, str, str]] = []  # (step, prompt, continuation), newest last
+
+    @torch.no_grad()
+    def generate(self, pl_module: pl.LightningModule) -> list[str]:
+        tokenizer, model = pl_module.tokenizer, pl_module.causal_lm
+        was_training = model.training
+        model.eval()
+        completions = []
+        for prompt in self.prompts:
+            input_ids = tokenizer(prompt, return_tensors="pt").input_ids.to(pl_module.device)
+            output = model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                use_cache=True,
+                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            )
+            completions.append(tokenizer.decode(output[0, input_ids.shape[1] :], skip_special_tokens=True))
+        model.train(was_training)
+        return completions
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        if getattr(pl_module, "tokenizer", None) is None:
+            rank_zero_warn("GenerationSamples: the model has no tokenizer (`model.tokenizer`); no samples written")
+            return
+        step = trainer.global_step
+        completions = self.generate(pl_module)
+        self.samples += [(step, p, c) for p, c in zip(self.prompts, completions)]
+        table = "\n".join(f"| {p} | {c.replace('|', '&#124;').replace(chr(10), ' ')} |" for p, c in zip(self.prompts, completions))
+        text = "| prompt | continuation |\n|---|---|\n" + table
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_text("samples/generations", text, global_step=step)

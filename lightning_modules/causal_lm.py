@@ -1,0 +1,284 @@
+"""``CausalLMModule``: the one LightningModule every stage runs (pretraining, LoRA, SFT).
+
+What trains is not decided here but by the trainer's ``FreezePolicy`` callback, which the module applies in
+``configure_model``; the module owns the loss, the optimizer, logging and what goes into checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import cached_property
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from callbacks.freeze_policy import FreezePolicy, check_same_policy
+from lightning_modules.chunked_cross_entropy import IGNORE_INDEX, linear_cross_entropy
+from lightning_modules.flops import mfu, training_flops_per_token
+from lightning_modules.model_loading import build_causal_lm, resize_vocabulary
+from lightning_modules.optimization import adamw, cosine_with_warmup, parameter_groups
+
+CHECKPOINT_KEY = "zhllama"
+
+
+class CausalLMModule(pl.LightningModule):
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        model_config: dict[str, Any] | None = None,
+        init_seed: int = 0,
+        init_from: str | None = None,
+        tokenizer: str | None = None,
+        original_vocab_size: int | None = None,
+        block_size: int | None = None,
+        learning_rate: float = 2e-4,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        warmup_ratio: float = 0.05,
+        warmup_steps: int | None = None,
+        min_lr_ratio: float = 0.0,
+        activation_checkpointing: bool = False,
+        loss_chunk_size: int = 1024,
+        peak_flops_per_device: float | None = None,
+    ) -> None:
+        """A LLaMA-family causal LM and its training recipe.
+
+        Args:
+            pretrained: local Hugging Face model directory to start from.
+            model_config: instead of ``pretrained``, ``LlamaConfig`` arguments of a random-init model.
+            init_seed: seed of the random init (so a checkpoint of trained parameters rebuilds the whole model).
+            init_from: start from a previous stage: its Lightning checkpoint or an exported HF directory
+                (LoRA merged); replaces ``pretrained``/``model_config``.
+            tokenizer: HF tokenizer directory; embedding and head grow to ``len(tokenizer)`` (new rows at the mean).
+            original_vocab_size: rows that ``new_rows_only`` keeps frozen; default: the base model's vocabulary
+                before any resize in this or an earlier stage.
+            block_size: training sequence length (linked from the data); checked against the model's positions.
+            learning_rate: AdamW peak learning rate.
+            weight_decay: AdamW decoupled weight decay on matrices (not on norms or biases).
+            betas: AdamW betas.
+            eps: AdamW epsilon.
+            warmup_ratio: linear warmup as a fraction of the total optimizer steps.
+            warmup_steps: warmup in steps; overrides ``warmup_ratio``.
+            min_lr_ratio: cosine floor as a fraction of the peak.
+            activation_checkpointing: recompute decoder layers in backward to save activation memory.
+            loss_chunk_size: tokens per chunk of the chunked cross-entropy (the peak logits memory).
+            peak_flops_per_device: the device's peak FLOP/s at the run's precision; enables ``train/mfu``.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if init_from is not None and (pretrained is not None or model_config is not None):
+            raise ValueError("`init_from` replaces `pretrained`/`model_config`: give only one of them")
+        self.model: PreTrainedModel | nn.Module | None = None
+        self.freeze_policy: FreezePolicy | None = None
+        self.frozen_vocab_rows = 0
+        self._row_frozen_params: list[nn.Parameter] = []
+        self._row_hooks: list[Any] = []
+        self.strict_loading = False  # checkpoints hold trained parameters only; `on_load_checkpoint` checks them
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+        self._batch_started = 0.0
+
+    # ----- building -------------------------------------------------------------------------------------------
+    @cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        if self.hparams.tokenizer is None:
+            return None
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.hparams.tokenizer, local_files_only=True)
+
+    @property
+    def causal_lm(self) -> PreTrainedModel:
+        """The ``*ForCausalLM`` inside any peft wrapper (LoRA layers are injected into it in place)."""
+        model = self.model
+        return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    def configure_model(self) -> None:
+        """Build the base model, then let the trainer's freeze policy decide what trains (before the strategy
+        wraps the model and before the optimizer exists). Idempotent."""
+        if self.model is not None:
+            return
+        self.model = self._build_base_model()
+        policies = [c for c in (self._trainer.callbacks if self._trainer else []) if isinstance(c, FreezePolicy)]
+        if len(policies) > 1:
+            raise ValueError(f"at most one FreezePolicy callback per run, got {[type(p).__name__ for p in policies]}")
+        if policies:
+            self.apply_freeze_policy(policies[0])
+
+    def _build_base_model(self) -> PreTrainedModel:
+        hp = self.hparams
+        if hp.init_from is not None:
+            from lightning_modules.checkpoint_io import restore_module
+
+            source = restore_module(hp.init_from)
+            model, original = source.export_model(), source.original_vocab_size
+        else:
+            model = build_causal_lm(hp.pretrained, hp.model_config, hp.init_seed)
+            original = model.get_input_embeddings().weight.shape[0]
+        if self.tokenizer is not None:
+            resize_vocabulary(model, len(self.tokenizer))
+        self.original_vocab_size = hp.original_vocab_size or original
+        max_positions = getattr(model.config, "max_position_embeddings", None)
+        if hp.block_size and max_positions and hp.block_size > max_positions:
+            raise ValueError(f"block_size {hp.block_size} exceeds the model's max_position_embeddings {max_positions}")
+        model.config.use_cache = False
+        if hp.activation_checkpointing:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        return model
+
+    def apply_freeze_policy(self, policy: FreezePolicy) -> None:
+        self.freeze_policy = policy
+        policy.apply(self)
+        if self.hparams.activation_checkpointing and not self.causal_lm.get_input_embeddings().weight.requires_grad:
+            self.causal_lm.enable_input_require_grads()
+
+    def freeze_vocab_rows(self) -> None:
+        """Keep rows ``[:original_vocab_size]`` of the trainable embedding/head bit-identical: their gradient is
+        zeroed as it is accumulated (the chunked loss does not even compute it for the head), and their AdamW
+        weight decay is skipped (the optimizer decays these weights' new rows only, see
+        ``on_before_optimizer_step``). Adam's update of an always-zero gradient is exactly zero."""
+        n = self.original_vocab_size
+        lm = self.causal_lm
+        weights = [w for w in (lm.get_input_embeddings().weight, lm.get_output_embeddings().weight) if w.requires_grad]
+        if n >= weights[0].shape[0]:
+            raise ValueError(
+                f"new_rows_only: the model has {weights[0].shape[0]} rows and {n} are original, so nothing would "
+                "train; attach the extended tokenizer (`model.tokenizer`) or set `model.original_vocab_size`"
+            )
+        self.frozen_vocab_rows = n
+
+        def zero_original_rows(param: nn.Parameter) -> None:
+            param.grad[:n].zero_()
+
+        for w in weights:
+            self._row_frozen_params.append(w)
+            self._row_hooks.append(w.register_post_accumulate_grad_hook(zero_original_rows))
+
+    def export_model(self) -> PreTrainedModel:
+        """A plain ``*ForCausalLM`` of what this module holds: LoRA merged, row freezing undone, all parameters
+        ``requires_grad=True``. Consumes the module (its model is merged in place)."""
+        for hook in self._row_hooks:
+            hook.remove()
+        self._row_hooks, self._row_frozen_params, self.frozen_vocab_rows = [], [], 0
+        model = self.model.merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
+        model.requires_grad_(True)
+        if model.is_activation_checkpointing:
+            model.activation_checkpointing_disable()
+        model.config.use_cache = True
+        return model
+
+    # ----- steps ----------------------------------------------------------------------------------------------
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Last hidden states [B, T, d] (the head is applied inside the chunked loss)."""
+        return self.causal_lm.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Mean next-token cross-entropy over labelled tokens (labels aligned with ``input_ids``, ``-100`` ignored,
+        shifted here) and the number of labelled tokens."""
+        hidden = self(batch["input_ids"], batch.get("attention_mask"))
+        targets = batch["labels"][:, 1:]
+        head = self.causal_lm.get_output_embeddings()
+        from_row = self.frozen_vocab_rows if any(head.weight is p for p in self._row_frozen_params) else 0
+        loss = linear_cross_entropy(hidden[:, :-1], head.weight, targets, self.hparams.loss_chunk_size, from_row)
+        return loss, (targets != IGNORE_INDEX).sum()
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, _ = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
+        return loss
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._batch_started = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: Any, batch: dict[str, Tensor], batch_idx: int) -> None:
+        seconds = time.perf_counter() - self._batch_started
+        input_ids = batch["input_ids"]
+        tokens_per_s = input_ids.numel() * self.trainer.world_size / seconds
+        self.log("train/tokens_per_s", tokens_per_s)
+        if self.hparams.peak_flops_per_device:
+            per_token = training_flops_per_token(self.causal_lm.config, input_ids.shape[1])
+            self.log("train/mfu", mfu(tokens_per_s / self.trainer.world_size, per_token, self.hparams.peak_flops_per_device))
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, n = self.loss(batch)
+        self.val_loss.update(loss, n)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval("val", self.val_loss)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, n = self.loss(batch)
+        self.test_loss.update(loss, n)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval("test", self.test_loss)
+
+    def _log_eval(self, prefix: str, metric: MeanMetric) -> None:
+        mean = metric.compute()
+        metric.reset()
+        self.log(f"{prefix}/loss", mean, prog_bar=True)
+        self.log(f"{prefix}/ppl", torch.exp(mean.clamp(max=50.0)))
+
+    # ----- optimization ---------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        groups = parameter_groups(self.named_parameters(), hp.weight_decay, no_decay=self._row_frozen_params)
+        optimizer = adamw(groups, hp.learning_rate, tuple(hp.betas), hp.eps)
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup = hp.warmup_steps if hp.warmup_steps is not None else math.ceil(hp.warmup_ratio * total)
+        scheduler = cosine_with_warmup(optimizer, warmup, total, hp.min_lr_ratio)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+            self.log("train/grad_norm", norm)
+        # AdamW's decoupled decay, new rows only, applied just before the update exactly as torch's AdamW would.
+        frozen = {id(p) for p in self._row_frozen_params}
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if id(p) in frozen and self.hparams.weight_decay:
+                    p.data[self.frozen_vocab_rows :].mul_(1.0 - group["lr"] * self.hparams.weight_decay)
+
+    # ----- checkpoints ----------------------------------------------------------------------------------------
+    def trainable_parameter_names(self) -> set[str]:
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep trained parameters only; the frozen base is rebuilt from the hyper-parameters on load."""
+        trainable = self.trainable_parameter_names()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint[CHECKPOINT_KEY] = {
+            "freeze_policy": self.freeze_policy.record() if self.freeze_policy else None,
+            "original_vocab_size": self.original_vocab_size,
+            "trainable": sorted(trainable),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        record = checkpoint.get(CHECKPOINT_KEY)
+        if record is None:
+            raise ValueError("not a zhllama checkpoint (no `zhllama` record); start from it with `model.init_from`")
+        check_same_policy(record["freeze_policy"], self.freeze_policy.record() if self.freeze_policy else None)
+        self.check_trained_state(checkpoint["state_dict"])
+
+    def check_trained_state(self, state_dict: dict[str, Tensor]) -> None:
+        trainable = self.trainable_parameter_names()
+        missing, unexpected = sorted(trainable - state_dict.keys()), sorted(state_dict.keys() - trainable)
+        if missing or unexpected:
+            raise ValueError(
+                f"checkpoint does not match this model's trainable parameters: missing {missing[:5]} "
+                f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})"
+            )
+
+    def load_trained_state(self, state_dict: dict[str, Tensor]) -> None:
+        """Load a checkpoint's trained parameters into the built, policy-applied model."""
+        self.check_trained_state(state_dict)
+        self.load_state_dict(state_dict, strict=False)

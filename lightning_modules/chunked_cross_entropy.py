@@ -1,0 +1,105 @@
+"""Cross-entropy of ``hidden @ weight.T`` that never holds the full ``[tokens, vocab]`` logits.
+
+With a ~50k vocabulary the output head dominates both memory and arithmetic of a small model: the usual path keeps
+fp32 logits, their log-softmax and their gradient (3 x tokens x vocab floats). Here the loss is computed a chunk of
+tokens at a time, and since the loss is the graph's scalar end, each chunk's gradients (for the hidden states and
+the head weight) are computed right away in the forward pass and only scaled in backward: no recomputation, peak
+extra memory one chunk of logits. ``weight_grad_from_row`` skips the head's weight gradient for rows that are
+frozen (``new_rows_only``), which cuts the largest matmul of a step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+IGNORE_INDEX = -100
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx,
+        hidden: Tensor,
+        weight: Tensor,
+        targets: Tensor,
+        chunk_size: int,
+        weight_grad_from_row: int,
+    ) -> Tensor:
+        need_hidden_grad, need_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        device = hidden.device.type
+        # Autocast is applied once here (not per chunk): matmuls run in the autocast dtype, softmax in fp32.
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+        with torch.autocast(device, enabled=False):
+            h_all, w = hidden.to(dtype), weight.to(dtype)
+            valid = targets != IGNORE_INDEX
+            scale = 1.0 / valid.sum().clamp(min=1).to(torch.float32)
+            loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            grad_hidden = torch.empty_like(hidden) if need_hidden_grad else None
+            grad_weight = torch.zeros_like(weight, dtype=torch.float32) if need_weight_grad else None
+            # One logits buffer reused by every chunk: big fresh allocations cost page faults on CPU.
+            buffer = torch.empty(min(chunk_size, h_all.shape[0]), w.shape[0], dtype=dtype, device=hidden.device)
+            for start in range(0, h_all.shape[0], chunk_size):
+                h = h_all[start : start + chunk_size]
+                t, v = targets[start : start + chunk_size], valid[start : start + chunk_size]
+                rows = h.shape[0]
+                logits = torch.mm(h, w.T, out=buffer[:rows])
+                logits = logits if logits.dtype == torch.float32 else logits.float()
+                safe_t = t.masked_fill(~v, 0)
+                target_logit = logits.gather(1, safe_t[:, None]).squeeze(1)
+                row_max = logits.amax(dim=1)
+                probs = logits.sub_(row_max[:, None]).exp_()  # in place: logits -> unnormalised softmax
+                row_sum = probs.sum(dim=1)
+                lse = row_max + row_sum.log()
+                loss += ((lse - target_logit) * v).sum()
+                if not (need_hidden_grad or need_weight_grad):
+                    continue
+                # d loss / d logits = (softmax - onehot) / n_valid on valid rows, 0 on ignored rows.
+                probs.div_(row_sum[:, None])
+                probs.scatter_add_(1, safe_t[:, None], torch.full((rows, 1), -1.0, device=probs.device))
+                probs.mul_((v.to(torch.float32) * scale)[:, None])
+                grad_logits = probs.to(dtype)
+                if need_hidden_grad:
+                    if grad_hidden.dtype == dtype:
+                        torch.mm(grad_logits, w, out=grad_hidden[start : start + rows])
+                    else:
+                        grad_hidden[start : start + rows] = grad_logits @ w
+                if need_weight_grad:
+                    rows_grad = grad_weight[weight_grad_from_row:]
+                    if dtype == torch.float32:
+                        rows_grad.addmm_(grad_logits[:, weight_grad_from_row:].T, h)
+                    else:
+                        rows_grad += (grad_logits[:, weight_grad_from_row:].T @ h).float()
+        ctx.save_for_backward(
+            grad_hidden if need_hidden_grad else None,
+            grad_weight.to(weight.dtype) if need_weight_grad else None,
+        )
+        return loss * scale
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        grad_hidden, grad_weight = ctx.saved_tensors  # used once: scaled in place, no second [vocab, d] tensor
+        return (
+            grad_hidden.mul_(grad_output.to(grad_hidden.dtype)) if grad_hidden is not None else None,
+            grad_weight.mul_(grad_output.to(grad_weight.dtype)) if grad_weight is not None else None,
+            None,
+            None,
+            None,
+        )
+
+
+def linear_cross_entropy(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    chunk_size: int = 1024,
+    weight_grad_from_row: int = 0,
+) -> Tensor:
+    """Mean cross-entropy of ``hidden @ weight.T`` against ``targets`` (``-100`` ignored), computed ``chunk_size``
+    tokens at a time. ``hidden``: [..., d]; ``targets``: [...]; ``weight``: [vocab, d]. Rows of ``weight`` below
+    ``weight_grad_from_row`` get a zero gradient (they must be frozen). Returns a float32 scalar."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return _LinearCrossEntropy.apply(
+        hidden.reshape(-1, hidden.shape[-1]), weight, targets.reshape(-1), chunk_size, weight_grad_from_row
+    )

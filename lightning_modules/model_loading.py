@@ -1,0 +1,83 @@
+"""Build the causal LM a stage trains: a local Hugging Face directory or a random-init ``LlamaConfig``.
+
+Random-init models are built under an explicit seed, so a checkpoint that stores only trained parameters
+can be turned back into the full model (see ``checkpoint_io.restore_module``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+
+def tiny_llama_config(
+    vocab_size: int = 32000,
+    hidden_size: int = 64,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 4,
+    intermediate_size: int | None = None,
+    max_position_embeddings: int = 2048,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """``LlamaConfig`` keyword arguments of a small LLaMA for tests, the demo and the bench (YAML-friendly dict)."""
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_attention_heads,
+        intermediate_size=intermediate_size or 4 * hidden_size,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+        **overrides,
+    )
+
+
+def build_causal_lm(
+    pretrained: str | os.PathLike | None = None,
+    model_config: dict[str, Any] | None = None,
+    init_seed: int = 0,
+) -> PreTrainedModel:
+    """Load ``pretrained`` (a local HF directory, never the hub) or build ``LlamaConfig(**model_config)``
+    with weights drawn from ``init_seed`` (global RNG state is left untouched). SDPA attention; weights in the
+    current default dtype, so Lightning's ``*-true`` precisions load the model directly in that dtype."""
+    if (pretrained is None) == (model_config is None):
+        raise ValueError("give exactly one of `pretrained` (a local Hugging Face model directory) or `model_config`")
+    dtype = torch.get_default_dtype()
+    if pretrained is not None:
+        path = Path(pretrained)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: not a Hugging Face model directory (no config.json); pass a local dir")
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, attn_implementation="sdpa", local_files_only=True
+        )
+    config = LlamaConfig(**model_config, attn_implementation="sdpa")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        model = LlamaForCausalLM(config)
+    return model.to(dtype)
+
+
+@torch.no_grad()
+def resize_vocabulary(model: PreTrainedModel, new_size: int) -> int:
+    """Grow ``embed_tokens`` and ``lm_head`` to ``new_size`` rows; new rows start at the mean of the old ones
+    (the anchor drew N(0, 0.02): mean rows start the new tokens as an "average" token instead of noise) and
+    every original row stays bit-identical. Returns the old size. Never shrinks: that would drop trained rows."""
+    old_size = model.get_input_embeddings().weight.shape[0]
+    if new_size < old_size:
+        raise ValueError(
+            f"tokenizer has {new_size} tokens but the model has {old_size} embedding rows; refusing to drop rows "
+            "(use the tokenizer the model was trained with or a larger one)"
+        )
+    if new_size == old_size:
+        return old_size
+    model.resize_token_embeddings(new_size, mean_resizing=False)
+    for weight in {id(m.weight): m.weight for m in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
+        weight[old_size:] = weight[:old_size].mean(dim=0, dtype=torch.float32).to(weight.dtype)
+    return old_size
