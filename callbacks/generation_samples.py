@@ -8,6 +8,9 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
+from datamodules.prompt_templates import get_template
+from lightning_modules.generation import prompt_ids
+
 DEFAULT_PROMPTS = (
     "中国的首都是",
     "三国演义是一部",
@@ -18,14 +21,19 @@ DEFAULT_PROMPTS = (
 
 
 class GenerationSamples(pl.Callback):
-    def __init__(self, prompts: list[str] = list(DEFAULT_PROMPTS), max_new_tokens: int = 32) -> None:
+    def __init__(
+        self, prompts: list[str] = list(DEFAULT_PROMPTS), max_new_tokens: int = 32, template: str | None = None
+    ) -> None:
         """Args:
         prompts: the fixed prompts (the same at every validation, so samples compare across steps).
         max_new_tokens: tokens generated per prompt (greedy).
+        template: for SFT, the prompt template the data uses (``alpaca_v1``, ``llama2_zh`` or a template
+            string), so each prompt is asked as an instruction exactly as in training; unset: raw continuation.
         """
         super().__init__()
         self.prompts = list(prompts)
         self.max_new_tokens = max_new_tokens
+        self.template = get_template(template) if template is not None else None
         self.samples: list[tuple[int, str, str]] = []  # (step, prompt, continuation), newest last
 
     @torch.no_grad()
@@ -35,7 +43,10 @@ class GenerationSamples(pl.Callback):
         model.eval()
         completions = []
         for prompt in self.prompts:
-            input_ids = tokenizer(prompt, return_tensors="pt").input_ids.to(pl_module.device)
+            if self.template is not None:
+                input_ids = torch.tensor([prompt_ids(tokenizer, self.template, prompt)], device=pl_module.device)
+            else:
+                input_ids = tokenizer(prompt, return_tensors="pt").input_ids.to(pl_module.device)
             output = model.generate(
                 input_ids,
                 attention_mask=torch.ones_like(input_ids),

@@ -26,3 +26,24 @@ def test_samples_written_to_tensorboard_at_each_validation(zh_tokenizer_dir, tmp
     events.Reload()
     assert "samples/generations/text_summary" in events.Tags()["tensors"]
     assert {"val/loss", "val/ppl", "train/loss", "train/grad_norm", "train/tokens_per_s"} <= set(events.Tags()["scalars"])
+
+
+def test_template_prompts_are_asked_as_sft_instructions(zh_tokenizer_dir, monkeypatch) -> None:
+    from datamodules.prompt_templates import ALPACA_V1
+
+    module = CausalLMModule(model_config=tiny_llama_config(vocab_size=160), tokenizer=str(zh_tokenizer_dir))
+    module.configure_model()
+    seen: list[list[int]] = []
+    original_generate = module.causal_lm.generate
+
+    def spy(input_ids, **kwargs):
+        seen.append(input_ids[0].tolist())
+        return original_generate(input_ids, **kwargs)
+
+    monkeypatch.setattr(module.causal_lm, "generate", spy)
+    tokenizer = module.tokenizer
+    GenerationSamples(prompts=["介绍长城"], max_new_tokens=2, template="alpaca_v1").generate(module)
+    GenerationSamples(prompts=["介绍长城"], max_new_tokens=2).generate(module)
+    prompt = ALPACA_V1.format(instruction="介绍长城")
+    assert seen[0] == [tokenizer.bos_token_id, *tokenizer(prompt, add_special_tokens=False).input_ids]
+    assert seen[1] == tokenizer("介绍长城").input_ids
