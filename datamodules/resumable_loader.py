@@ -151,13 +151,9 @@ class ResumableLoader:
             yield batch
 
     # ---- checkpointing -------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        epoch, consumed = self.epoch, self.batches_consumed
-        if consumed >= len(self):
-            epoch, consumed = epoch + 1, 0
+    def _layout(self) -> dict[str, Any]:
+        """What must be unchanged for a saved position to mean the same batches on resume."""
         return {
-            "epoch": epoch,
-            "batches_consumed": consumed,
             "seed": self.seed,
             "shuffle": self.shuffle,
             "drop_last": self.drop_last,
@@ -166,15 +162,14 @@ class ResumableLoader:
             "num_samples": len(self.dataset),
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        epoch, consumed = self.epoch, self.batches_consumed
+        if consumed >= len(self):
+            epoch, consumed = epoch + 1, 0
+        return {"epoch": epoch, "batches_consumed": consumed, **self._layout()}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        expected = {
-            "seed": self.seed,
-            "shuffle": self.shuffle,
-            "drop_last": self.drop_last,
-            "batch_size": self.batch_size,
-            "world_size": self.world_size,
-            "num_samples": len(self.dataset),
-        }
+        expected = self._layout()
         changed = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
         if changed:
             details = ", ".join(f"{k}: checkpoint {old!r} vs now {new!r}" for k, (old, new) in changed.items())

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.resumable_loader import ResumableLoader
+from tests.lightning_modules.tiny_training import tiny_trainer
 
 
 class Numbers(Dataset):
@@ -124,17 +125,7 @@ class NumbersData(L.LightningDataModule):
 
 
 def trainer(root: Path, max_steps: int, callbacks: list | None = None) -> L.Trainer:
-    return L.Trainer(
-        default_root_dir=root,
-        max_steps=max_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=bool(callbacks),
-        callbacks=callbacks or [],
-    )
+    return tiny_trainer(root, callbacks or [], max_steps=max_steps, enable_checkpointing=bool(callbacks))
 
 
 def test_lightning_resume_mid_epoch_and_after_an_epoch_boundary(tmp_path: Path) -> None:

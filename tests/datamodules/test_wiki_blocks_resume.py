@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from datamodules.wiki_blocks import WikiBlocksDataModule
+from tests.lightning_modules.tiny_training import tiny_trainer
 
 
 class BlockRecorder(L.LightningModule):
@@ -29,19 +30,7 @@ class BlockRecorder(L.LightningModule):
 
 
 def make_trainer(root: Path, max_steps: int, callbacks: list) -> L.Trainer:
-    return L.Trainer(
-        default_root_dir=root,
-        max_steps=max_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        enable_checkpointing=bool(callbacks),
-        callbacks=callbacks,
-    )
+    return tiny_trainer(root, callbacks, max_steps=max_steps, enable_checkpointing=bool(callbacks))
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
