@@ -175,3 +175,7 @@ class AlpacaSFTDataModule(L.LightningDataModule):
         rank, world = self._rank_and_world()
         batches = sorted_batches(self.val_dataset.lengths, self.batch_size)[rank::world]
         return FixedBatchLoader(self.val_dataset, batches, SFTCollator(self.pad_id, self.pad_to_multiple_of), self.num_workers)
+
+    def test_dataloader(self) -> FixedBatchLoader:
+        """``zhllama test`` scores the held-out examples: Alpaca data has no third split."""
+        return self.val_dataloader()

@@ -146,3 +146,7 @@ class WikiBlocksDataModule(L.LightningDataModule):
         return DataLoader(
             self._require(self.val_set, "validation"), batch_size=self.batch_size, num_workers=self.num_workers
         )
+
+    def test_dataloader(self) -> DataLoader | list:
+        """``zhllama test`` scores the held-out documents: the corpus has no third split."""
+        return self.val_dataloader()

@@ -267,7 +267,8 @@ class CausalLMModule(pl.LightningModule):
         if record is None:
             raise ValueError("not a zhllama checkpoint (no `zhllama` record); start from it with `model.init_from`")
         check_same_policy(record["freeze_policy"], self.freeze_policy.record() if self.freeze_policy else None)
-        self.check_trained_state(checkpoint["state_dict"])
+        if "state_dict" in checkpoint:  # absent under DeepSpeed, whose engine restores the module states itself
+            self.check_trained_state(checkpoint["state_dict"])
 
     def check_trained_state(self, state_dict: dict[str, Tensor]) -> None:
         trainable = self.trainable_parameter_names()

@@ -24,9 +24,9 @@ def small_corpus(wiki_sample: Path, tmp_path: Path) -> Path:
     return path
 
 
-def fit(config: str, zh_tokenizer_dir: Path, corpus: Path, cache: Path, *extra: str) -> int:
+def fit(config: str, zh_tokenizer_dir: Path, corpus: Path, cache: Path, *extra: str, command: str = "fit") -> int:
     return main([
-        "fit", "--config", str(CONFIGS / config),
+        command, "--config", str(CONFIGS / config),
         "--data.init_args.tokenizer", str(zh_tokenizer_dir),
         "--data.init_args.inputs", str(corpus),
         "--data.init_args.cache_dir", str(cache),
@@ -65,3 +65,8 @@ def test_fit_stage1_resume_and_stage2(zh_tokenizer_dir, small_corpus, tmp_path, 
     assert stage2["hyper_parameters"]["init_from"] == "runs/tiny/pt_embed/checkpoints/last.ckpt"
     assert any("lora_A" in k for k in stage2["state_dict"])
     assert not any("layers.0.self_attn.q_proj.base_layer" in k for k in stage2["state_dict"])
+
+    # `zhllama validate` and `zhllama test` score the trained stage 2 on the held-out documents
+    for command in ("validate", "test"):
+        assert fit("pt_lora.yaml", zh_tokenizer_dir, small_corpus, cache, "--trainer.logger", "false",
+                   "--ckpt_path", "runs/tiny/pt_lora/checkpoints/last.ckpt", command=command) == 0
