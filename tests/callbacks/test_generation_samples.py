@@ -9,7 +9,9 @@ from tests.lightning_modules.tiny_training import tiny_trainer, token_loader
 
 
 def test_samples_written_to_tensorboard_at_each_validation(zh_tokenizer_dir, tmp_path) -> None:
-    module = CausalLMModule(model_config=tiny_llama_config(vocab_size=160), tokenizer=str(zh_tokenizer_dir))
+    module = CausalLMModule(
+        model_config=tiny_llama_config(vocab_size=160), tokenizer=str(zh_tokenizer_dir), peak_flops_per_device=1e12
+    )
     samples = GenerationSamples(prompts=["中国的首都是", "三国演义"], max_new_tokens=4)
     logger = TensorBoardLogger(tmp_path, name="run", version="tb")
     trainer = tiny_trainer(
@@ -25,7 +27,11 @@ def test_samples_written_to_tensorboard_at_each_validation(zh_tokenizer_dir, tmp
     events = EventAccumulator(str(tmp_path / "run" / "tb"))
     events.Reload()
     assert "samples/generations/text_summary" in events.Tags()["tensors"]
-    assert {"val/loss", "val/ppl", "train/loss", "train/grad_norm", "train/tokens_per_s"} <= set(events.Tags()["scalars"])
+    assert {"val/loss", "val/ppl", "train/loss", "train/grad_norm", "train/tokens_per_s", "train/mfu"} <= set(
+        events.Tags()["scalars"]
+    )
+    mfu = [event.value for event in events.Scalars("train/mfu")]
+    assert mfu and all(0 < value < 1 for value in mfu)
 
 
 def test_template_prompts_are_asked_as_sft_instructions(zh_tokenizer_dir, monkeypatch) -> None:
