@@ -100,6 +100,9 @@ def linear_cross_entropy(
     ``weight_grad_from_row`` get a zero gradient (they must be frozen). Returns a float32 scalar."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    return _LinearCrossEntropy.apply(
-        hidden.reshape(-1, hidden.shape[-1]), weight, targets.reshape(-1), chunk_size, weight_grad_from_row
-    )
+    hidden, targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
+    valid = targets != IGNORE_INDEX
+    if not bool(valid.all()):
+        # SFT masks prompt and padding: drop those rows before the head's matmuls rather than weigh them by 0.
+        hidden, targets = hidden[valid], targets[valid]
+    return _LinearCrossEntropy.apply(hidden, weight, targets, chunk_size, weight_grad_from_row)

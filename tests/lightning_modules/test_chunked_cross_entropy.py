@@ -57,3 +57,21 @@ def test_bf16_autocast_stays_close_to_fp32() -> None:
     ref.backward()
     assert loss.item() == pytest.approx(ref.item(), rel=2e-2)
     torch.testing.assert_close(weight.grad, ref_weight.grad, atol=2e-2, rtol=5e-2)
+
+
+def test_ignored_positions_never_reach_the_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SFT masks prompt and padding; the head's matmuls must only see the labelled rows."""
+    from lightning_modules import chunked_cross_entropy
+
+    seen: list[int] = []
+    apply = chunked_cross_entropy._LinearCrossEntropy.apply
+
+    def spy(hidden, weight, targets, *args):
+        seen.append(hidden.shape[0])
+        return apply(hidden, weight, targets, *args)
+
+    monkeypatch.setattr(chunked_cross_entropy._LinearCrossEntropy, "apply", spy)
+    targets = torch.randint(0, 70, (2, 9))
+    targets[:, :5] = -100
+    linear_cross_entropy(torch.randn(2, 9, 16), torch.randn(70, 16), targets, 4)
+    assert seen == [8]
