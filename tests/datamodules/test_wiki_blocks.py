@@ -189,7 +189,7 @@ def test_bad_records_error_with_file_line_or_are_counted(reason, zh_tokenizer_di
     with gzip.open(corpus, "wb") as handle:
         handle.write(good + BAD_LINES[reason] + good)
     args = dict(tokenizer=str(zh_tokenizer_dir), inputs=str(tmp_path / "*.jsonl.gz"), block_size=8, num_proc=1)
-    with pytest.raises(BadRecordError, match=rf"c\.jsonl\.gz:2: .*on_bad_record=skip"):
+    with pytest.raises(BadRecordError, match=r"c\.jsonl\.gz:2: .*on_bad_record=skip"):
         WikiBlocksDataModule(**args, cache_dir=str(tmp_path / "e")).prepare()
     assert not list((tmp_path / "e").iterdir())  # nothing half-written left behind
     report = WikiBlocksDataModule(**args, cache_dir=str(tmp_path / "s"), on_bad_record="skip", val_fraction=0.0)
