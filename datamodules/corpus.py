@@ -64,12 +64,6 @@ class SkipReport:
         if len(self.examples) < self.max_examples:
             self.examples.append(f"{path}:{line}: {reason}" + (f" ({detail})" if detail else ""))
 
-    def merge(self, other: SkipReport) -> None:
-        for reason, count in other.counts.items():
-            self.counts[reason] = self.counts.get(reason, 0) + count
-        room = self.max_examples - len(self.examples)
-        self.examples.extend(other.examples[: max(room, 0)])
-
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -53,7 +53,6 @@ class TokenizedChunk:
 def read_chunks(paths: Sequence[Path], chunk_bytes: int) -> Iterator[Chunk]:
     """Raw lines of every file, grouped into chunks of about ``chunk_bytes``; a chunk never spans files."""
     for file_index, path in enumerate(paths):
-        file_kind(path)
         with open_binary(path) as handle:
             lines: list[bytes] = []
             size, first = 0, 1

@@ -33,6 +33,7 @@ from tokenization.sentencepiece_proto import (
     UNKNOWN,
     USER_DEFINED,
     ModelProto,
+    piece_index,
 )
 
 SPACE_PIECE = "\u2581"
@@ -74,7 +75,13 @@ def special_tokens(proto: ModelProto, pad_token: str | None) -> dict[str, str | 
 def build_tokenizer(proto: ModelProto, pad_token: str | None = None, add_bos: bool = True, add_eos: bool = False) -> Tokenizer:
     if proto.trainer_spec.model_type != proto.trainer_spec.BPE:
         raise ValueError("a Hugging Face BPE tokenizer.json can only be written for a SentencePiece BPE model")
-    vocab = {p.piece: i for i, p in enumerate(proto.pieces)}
+    norm = proto.normalizer_spec
+    if norm.precompiled_charsmap or norm.remove_extra_whitespaces or not norm.escape_whitespaces:
+        raise ValueError(
+            f"the model's normalizer ({norm.name or 'custom'}) is not reproduced by tokenizer.json; "
+            "pass an identity-normalized LLaMA-family base"
+        )
+    vocab = piece_index(proto)
     if len(vocab) != len(proto.pieces):
         raise ValueError("the model has duplicate pieces; SentencePiece itself would refuse it")
     specials = special_tokens(proto, pad_token)

@@ -16,10 +16,10 @@ from typing import Literal
 
 from tokenization.hf_tokenizer_files import write_hf_tokenizer_files
 from tokenization.merge_anchor import anchor_merge
-from tokenization.merge_clean import MergeConflict, check_mergeable, clean_merge
+from tokenization.merge_clean import check_mergeable, clean_merge, require_bpe_base
 from tokenization.output_dir import atomic_directory, check_replaceable
 from tokenization.reachability import unreachable_piece_ids
-from tokenization.sentencepiece_proto import load_model_proto, model_type_name, resolve_model_file
+from tokenization.sentencepiece_proto import load_model_proto, resolve_model_file
 
 MergeMode = Literal["clean", "anchor"]
 MODES: tuple[str, ...] = ("clean", "anchor")
@@ -43,11 +43,7 @@ def merge_tokenizers(
     check_replaceable(output.expanduser().resolve())  # refuse before any work
     base_file, add_file = resolve_model_file(base), resolve_model_file(add)
     base_proto, add_proto = load_model_proto(base_file), load_model_proto(add_file)
-    if base_proto.trainer_spec.model_type != base_proto.trainer_spec.BPE:
-        raise MergeConflict(
-            f"{base_file}: the base must be a LLaMA-family BPE SentencePiece model, this one is "
-            f"{model_type_name(base_proto)}; pass the tokenizer.model of the checkpoint you extend"
-        )
+    require_bpe_base(base_proto, str(base_file))
     if mode == "anchor":
         check_mergeable(base_proto, add_proto, str(base_file), str(add_file))
         merged, details = anchor_merge(base_proto, add_proto, pad_token)

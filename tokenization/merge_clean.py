@@ -61,6 +61,15 @@ class CleanMergeReport:
     dropped_examples: list[str] = field(default_factory=list)
 
 
+def require_bpe_base(base: ModelProto, base_name: str) -> None:
+    """Both merges append to a BPE vocabulary; reachability and merge order mean nothing for other types."""
+    if base.trainer_spec.model_type != base.trainer_spec.BPE:
+        raise MergeConflict(
+            f"{base_name}: the base must be a LLaMA-family BPE SentencePiece model, this one is "
+            f"{model_type_name(base)}; pass the tokenizer.model of the checkpoint you extend"
+        )
+
+
 def check_mergeable(base: ModelProto, add: ModelProto, base_name: str, add_name: str) -> None:
     """Refuses an add model whose ordinary pieces would take the text of a base control/unknown/byte piece."""
     special = {p.piece: p.type for p in base.pieces if p.type not in (NORMAL, SentencePiece.USER_DEFINED)}
@@ -160,11 +169,7 @@ def clean_merge(
     base_name: str = "base model",
     add_name: str = "added model",
 ) -> tuple[ModelProto, CleanMergeReport]:
-    if base.trainer_spec.model_type != base.trainer_spec.BPE:
-        raise MergeConflict(
-            f"{base_name}: the clean merge needs a BPE base (LLaMA-family), this one is {model_type_name(base)}; "
-            "pass the tokenizer.model of the LLaMA-family checkpoint you extend"
-        )
+    require_bpe_base(base, base_name)
     check_mergeable(base, add, base_name, add_name)
     selection = select_candidates(base, add)
     in_vocab = {p.piece for p in base.pieces} | set(selection.candidates)

@@ -1,7 +1,7 @@
 """Writing an output directory all at once: built in a temporary sibling, renamed into place at the end.
 
 A failed or interrupted merge must leave nothing half-written at ``--output``; a rename within one directory is
-atomic, so readers see either the old directory, or the complete new one.
+atomic, so readers never see a half-written directory; a failed swap puts the previous one back.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,15 +44,16 @@ def atomic_directory(output: Path) -> Iterator[Path]:
         if output.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".old", dir=output.parent))
             os.replace(output, retired / output.name)
-            os.replace(staging, output)
-            shutil.rmtree(retired, ignore_errors=True)
+            try:
+                os.replace(staging, output)
+            except BaseException:
+                os.replace(retired / output.name, output)  # put the previous output back
+                raise
+            finally:
+                shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
-
-def write_atomically(output: Path, write: Callable[[Path], None]) -> None:
-    with atomic_directory(output) as staging:
-        write(staging)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokenization.sentencepiece_proto import NORMAL, ModelProto, processor
+from tokenization.sentencepiece_proto import NORMAL, ModelProto, copy_proto, processor
 
 WHITESPACE = "\u2581"  # SentencePiece's escaped space
 
@@ -24,6 +24,9 @@ def piece_text(piece: str) -> str:
 def encode_own_text(proto: ModelProto, ids: Iterable[int]) -> dict[int, list[int]]:
     """Encodes each piece's own text with the dummy prefix off; maps piece id -> the ids produced."""
     ids = list(ids)
+    if proto.normalizer_spec.remove_extra_whitespaces:  # it would strip the leading space of every '▁x' piece
+        proto = copy_proto(proto)
+        proto.normalizer_spec.remove_extra_whitespaces = False
     sp = processor(proto, add_dummy_prefix=False)
     encoded = sp.encode([piece_text(proto.pieces[i].piece) for i in ids], out_type=int)
     return dict(zip(ids, encoded))

@@ -22,10 +22,7 @@ UNKNOWN = SentencePiece.UNKNOWN
 CONTROL = SentencePiece.CONTROL
 USER_DEFINED = SentencePiece.USER_DEFINED
 BYTE = SentencePiece.BYTE
-UNUSED = SentencePiece.UNUSED
 
-#: Piece types that never come out of text by merging; an added NORMAL piece must not share their text.
-SPECIAL_TYPES = frozenset({UNKNOWN, CONTROL, BYTE})
 
 MODEL_TYPE_NAMES = {v: k for k, v in sp_pb2.TrainerSpec.ModelType.items()}
 

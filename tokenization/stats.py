@@ -25,9 +25,6 @@ BATCH = 256
 
 @dataclass
 class TokenCounts:
-    documents: int = 0
-    chars: int = 0
-    cjk_chars: int = 0
     tokens: int = 0
     byte_tokens: int = 0
     unk_tokens: int = 0

@@ -145,6 +145,8 @@ def train_into(model_prefix: Path, args: TrainArgs, sentences: Iterator[str]) ->
 
 def train_sentencepiece(args: TrainArgs, log: Callable[[str], None] = print) -> dict:
     """Trains the model, writes ``.model``/``.vocab`` (atomically: both or none) and returns what was read."""
+    if args.max_sentence_length < 4:  # one UTF-8 character takes up to 4 bytes: a shorter cut makes no progress
+        raise TrainingFailed(f"max_sentence_length must be at least 4 bytes, got {args.max_sentence_length}")
     prefix = Path(args.model_prefix).expanduser().resolve()
     prefix.parent.mkdir(parents=True, exist_ok=True)
     counts, report = ReadCounts(), SkipReport()
