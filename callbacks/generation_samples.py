@@ -9,6 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 from datamodules.prompt_templates import get_template
+from datamodules.sft_batching import pad_token_id
 from lightning_modules.generation import prompt_ids
 
 DEFAULT_PROMPTS = (
@@ -53,7 +54,7 @@ class GenerationSamples(pl.Callback):
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 use_cache=True,
-                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+                pad_token_id=pad_token_id(tokenizer),
             )
             completions.append(tokenizer.decode(output[0, input_ids.shape[1] :], skip_special_tokens=True))
         model.train(was_training)

@@ -45,8 +45,7 @@ def format_budget(budget: dict[str, tuple[int, int]], frozen_rows_note: str = ""
 
 
 class ParameterBudget(pl.Callback):
-    """Prints the trainable / total table by group at fit start (the anchor's LoRA stage trained 6.06%) and
-    keeps it as ``self.budget``."""
+    """Prints the trainable / total table by group at fit start (the anchor's LoRA stage trained 6.06%)."""
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         budget = parameter_budget(pl_module)
@@ -55,4 +54,3 @@ class ParameterBudget(pl.Callback):
         if rows:
             note = f"new_rows_only: rows [0, {rows}) of the trainable embedding/head stay fixed"
         rank_zero_info("parameter budget:\n" + format_budget(budget, note))
-        self.budget = budget

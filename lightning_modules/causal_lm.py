@@ -57,7 +57,8 @@ class CausalLMModule(pl.LightningModule):
                 (LoRA merged); replaces ``pretrained``/``model_config``.
             tokenizer: HF tokenizer directory; embedding and head grow to ``len(tokenizer)`` (new rows at the mean).
             original_vocab_size: rows that ``new_rows_only`` keeps frozen; default: the base model's vocabulary
-                before any resize in this or an earlier stage.
+                before any resize in this stage or in earlier stages' checkpoints (an exported HF directory counts
+                as a new base: all its rows are original; set this to train its added rows).
             block_size: training sequence length (linked from the data); checked against the model's positions.
             learning_rate: AdamW peak learning rate.
             weight_decay: AdamW decoupled weight decay on matrices (not on norms or biases).
@@ -146,6 +147,8 @@ class CausalLMModule(pl.LightningModule):
         n = self.original_vocab_size
         lm = self.causal_lm
         weights = [w for w in (lm.get_input_embeddings().weight, lm.get_output_embeddings().weight) if w.requires_grad]
+        if not weights:
+            raise ValueError("new_rows_only: neither embed_tokens nor lm_head trains; train one of them or drop new_rows_only")
         if n >= weights[0].shape[0]:
             raise ValueError(
                 f"new_rows_only: the model has {weights[0].shape[0]} rows and {n} are original, so nothing would "

@@ -54,10 +54,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 loss += ((lse - target_logit) * v).sum()
                 if not (need_hidden_grad or need_weight_grad):
                     continue
-                # d loss / d logits = (softmax - onehot) / n_valid on valid rows, 0 on ignored rows.
+                # d loss / d logits = (softmax - onehot) on valid rows, 0 on ignored rows; times 1/n_valid below.
                 probs.div_(row_sum[:, None])
                 probs.scatter_add_(1, safe_t[:, None], torch.full((rows, 1), -1.0, device=probs.device))
-                probs.mul_((v.to(torch.float32) * scale)[:, None])
+                # The 1/n_valid of the mean is applied in backward, together with the loss scale: applied here,
+                # p/n would flush to zero in fp16 before the GradScaler's factor could protect it.
+                probs.mul_(v.to(torch.float32)[:, None])
                 grad_logits = probs.to(dtype)
                 if need_hidden_grad:
                     if grad_hidden.dtype == dtype:
@@ -74,14 +76,16 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad_hidden if need_hidden_grad else None,
             grad_weight.to(weight.dtype) if need_weight_grad else None,
         )
+        ctx.scale = scale
         return loss * scale
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         grad_hidden, grad_weight = ctx.saved_tensors  # used once: scaled in place, no second [vocab, d] tensor
+        factor = grad_output * ctx.scale
         return (
-            grad_hidden.mul_(grad_output.to(grad_hidden.dtype)) if grad_hidden is not None else None,
-            grad_weight.mul_(grad_output.to(grad_weight.dtype)) if grad_weight is not None else None,
+            grad_hidden.mul_(factor.to(grad_hidden.dtype)) if grad_hidden is not None else None,
+            grad_weight.mul_(factor.to(grad_weight.dtype)) if grad_weight is not None else None,
             None,
             None,
             None,
@@ -100,6 +104,8 @@ def linear_cross_entropy(
     ``weight_grad_from_row`` get a zero gradient (they must be frozen). Returns a float32 scalar."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if not torch.is_grad_enabled():  # eval: needs_input_grad would still report the head's requires_grad
+        hidden, weight = hidden.detach(), weight.detach()
     hidden, targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
     valid = targets != IGNORE_INDEX
     if not bool(valid.all()):

@@ -24,7 +24,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedModel
 
 from datamodules.sft_batching import pad_token_id
-from lightning_modules.causal_lm import CausalLMModule
+from lightning_modules.causal_lm import CHECKPOINT_KEY, CausalLMModule
 from lightning_modules.checkpoint_io import restore_module
 from lightning_modules.generation import DTYPES
 
@@ -58,8 +58,8 @@ def check_checkpoint(ckpt: str | os.PathLike, tokenizer_dir: str | None = None):
         raise ExportError(f"{path}: no such checkpoint file or model directory")
     checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     hparams = checkpoint.get("hyper_parameters")
-    if hparams is None:
-        raise ExportError(f"{path}: not a checkpoint written by `zhllama fit` (no hyper-parameters)")
+    if hparams is None or CHECKPOINT_KEY not in checkpoint:
+        raise ExportError(f"{path}: not a checkpoint written by `zhllama fit` (no hyper-parameters / zhllama record)")
     for key in ("pretrained", "init_from"):
         base = hparams.get(key)
         if base is not None and not Path(base).exists():
@@ -205,10 +205,11 @@ def export_adapter(
     lora = [k for k, v in state.items() if "lora_" in k and v.numel() > 0]
     embeddings = [k for k, v in state.items() if any(n in k for n in EMBEDDING_NAMES) and v.numel() > 0]
     if not lora or not embeddings or any(v.numel() == 0 for v in state.values()):
+        size = weights.stat().st_size if weights.is_file() else 0
         shutil.rmtree(partial)
         raise ExportError(
             f"{ckpt}: refusing to write an adapter with {len(lora)} LoRA and {len(embeddings)} embedding tensors "
-            f"({weights.stat().st_size if weights.is_file() else 0} bytes; cf. the anchor's empty 443-byte "
+            f"({size} bytes; cf. the anchor's empty 443-byte "
             "adapter, saved from partitioned ZeRO parameters): consolidate the checkpoint first "
             "(Lightning's convert_zero_checkpoint_to_fp32_state_dict)"
         )
