@@ -75,3 +75,25 @@ def test_ignored_positions_never_reach_the_head(monkeypatch: pytest.MonkeyPatch)
     targets[:, :5] = -100
     linear_cross_entropy(torch.randn(2, 9, 16), torch.randn(70, 16), targets, 4)
     assert seen == [8]
+
+
+def test_evaluation_computes_no_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under no_grad a Function still sees needs_input_grad from requires_grad: validation would build a
+    [vocab, d] fp32 gradient of a trainable head for nothing."""
+    from lightning_modules import chunked_cross_entropy
+
+    needs: list[bool] = []
+    apply = chunked_cross_entropy._LinearCrossEntropy.apply
+
+    def spy(hidden, weight, *args):
+        needs.append(hidden.requires_grad or weight.requires_grad)
+        return apply(hidden, weight, *args)
+
+    monkeypatch.setattr(chunked_cross_entropy._LinearCrossEntropy, "apply", spy)
+    hidden, weight = torch.randn(6, 16, requires_grad=True), torch.randn(70, 16, requires_grad=True)
+    targets = torch.randint(0, 70, (6,))
+    with torch.no_grad():
+        evaluated = linear_cross_entropy(hidden, weight, targets, 4)
+    trained = linear_cross_entropy(hidden, weight, targets, 4)
+    assert needs == [False, True]
+    assert evaluated.item() == pytest.approx(trained.item())
