@@ -54,21 +54,15 @@ def banner(text: str) -> None:
     print(f"\n{'=' * 100}\n== {text}\n{'=' * 100}", flush=True)
 
 
-def run(argv: list[str]) -> None:
-    print("$ zhllama " + " ".join(argv), flush=True)
-    code = zhllama(argv)
-    if code:
-        raise SystemExit(f"zhllama {argv[0]} failed with exit code {code}")
-
-
-def run_json(argv: list[str]) -> dict:
+def run(argv: list[str], capture: bool = False) -> str:
+    """Runs a ``zhllama`` command in-process as a user would type it; returns its stdout when captured."""
     print("$ zhllama " + " ".join(argv), flush=True)
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out) if capture else contextlib.nullcontext():
         code = zhllama(argv)
     if code:
         raise SystemExit(f"zhllama {argv[0]} failed with exit code {code}")
-    return json.loads(out.getvalue())
+    return out.getvalue()
 
 
 def validation_loss(argv: list[str]) -> float:
@@ -104,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tokenizer = work / "tokenizer"
     run(["tokenizer", "merge", "--base", str(base_tokenizer), "--add", str(work / "zh_sp.model"),
          "--output", str(tokenizer), "--pad-token", "[PAD]"])  # fmt: skip
-    stats = run_json(["tokenizer", "stats", "--tokenizer", str(tokenizer), "--base", str(base_tokenizer),
-                      "--input", str(heldout_text)])  # fmt: skip
+    stats = json.loads(run(["tokenizer", "stats", "--tokenizer", str(tokenizer), "--base", str(base_tokenizer),
+                           "--input", str(heldout_text)], capture=True))  # fmt: skip
     print(json.dumps(stats, ensure_ascii=False, indent=2))
 
     data_inputs = {"pt_embed.yaml": train_text, "pt_lora.yaml": train_text, "sft.yaml": alpaca}
