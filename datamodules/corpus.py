@@ -152,6 +152,10 @@ def parse_line(raw: bytes, kind: Literal["txt", "jsonl"], text_field: str = "tex
             raise RejectedRecord("non_string_text", f"field {text_field!r} is {type(text).__name__}, not a string")
     if not text.strip():
         raise RejectedRecord("empty_document", "empty document")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a JSON escape like \ud800: half a UTF-16 pair, no character at all
+        raise RejectedRecord("invalid_utf8", f"lone surrogate {text[exc.start]!r} at character {exc.start}") from None
     return text
 
 

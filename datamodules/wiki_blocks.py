@@ -43,6 +43,8 @@ class WikiBlocksDataModule(L.LightningDataModule):
         on_bad_record: ``error`` stops at a bad record naming ``file:line``; ``skip`` counts and reports it.
         chunk_bytes: Raw text per work item of the tokenizer processes (memory in flight is about
             ``4 * num_proc * chunk_bytes``).
+        fast_path: Encode with SentencePiece wherever it is proven to give the tokenizer's exact ids (about
+            twice as fast on Chinese); ``false`` uses ``tokenizers`` for every document. Same ids, same cache.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class WikiBlocksDataModule(L.LightningDataModule):
         num_workers: int = 0,
         on_bad_record: Literal["error", "skip"] = "error",
         chunk_bytes: int = 1 << 20,
+        fast_path: bool = True,
     ) -> None:
         super().__init__()
         if block_size < 1 or batch_size < 1:
@@ -81,6 +84,7 @@ class WikiBlocksDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.on_bad_record = on_bad_record
         self.chunk_bytes = chunk_bytes
+        self.fast_path = fast_path
         self.train_set: TokenBlocks | None = None
         self.val_set: TokenBlocks | None = None
         self.cache: TokenCache | None = None
@@ -100,6 +104,7 @@ class WikiBlocksDataModule(L.LightningDataModule):
             num_proc=self.num_proc,
             on_bad_record=self.on_bad_record,
             chunk_bytes=self.chunk_bytes,
+            fast_path=self.fast_path,
         )
         self.cache = prepared.cache
         return prepared

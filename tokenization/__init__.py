@@ -5,4 +5,6 @@
   :mod:`hf_tokenizer_files` into a directory written by :mod:`output_dir`)
 - :mod:`tokenization.stats`: ``zhllama tokenizer stats``
 - helpers: :mod:`sentencepiece_proto` (the protobuf), :mod:`cjk` (what is Chinese), :mod:`reachability`.
+- :mod:`tokenization.sentencepiece_equivalent`: a SentencePiece model proven to encode like a
+  ``tokenizer.json`` (data preparation's fast exact encoder).
 """

@@ -6,9 +6,7 @@ starts with a space; both make its ids differ from SentencePiece's. We therefore
 ourselves:
 
 - model: ``BPE`` with byte fallback, the vocabulary in id order, and one merge for every way a piece splits
-  into two pieces, ordered as SentencePiece applies them: higher score first. Where scores tie (LLaMA's
-  whitespace-run pieces all sit at -1e9) SentencePiece merges the leftmost pair; merges with the longer left
-  part come first, which reproduces that for runs of spaces (a run grows from its left end);
+  into two pieces, ordered as SentencePiece applies them: higher score first (ties: :func:`bpe_merges`);
 - normalizer: prepend ``▁`` to every non-empty text and turn spaces into ``▁`` (SentencePiece's
   ``add_dummy_prefix`` and whitespace escaping, identity normalization otherwise); no pre-tokenizer, so merges
   see the whole text as SentencePiece does;
@@ -22,6 +20,7 @@ instead of rebuilding a ``LlamaTokenizer`` (which would bring ``Metaspace`` back
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
@@ -40,17 +39,60 @@ SPACE_PIECE = "\u2581"
 
 
 def bpe_merges(proto: ModelProto) -> list[tuple[str, str]]:
-    """Every (left, right) pair of mergeable pieces whose concatenation is a piece, in SentencePiece's order."""
+    """Every (left, right) pair of mergeable pieces whose concatenation is a piece, in SentencePiece's order.
+
+    Higher score first. Within one score, SentencePiece merges the leftmost candidate, which a fixed merge
+    order can only imitate:
+
+    - a tie among runs of one character (LLaMA's whitespace pieces, all at -1e9): merges with the longer left
+      part first, so a run grows from its left end exactly as in SentencePiece;
+    - any other tie (the anchor's 17953 score-0 pieces): shorter pieces first, each piece's merges together.
+      SentencePiece's order cannot be written down here; this one builds a piece only from parts that can
+      already exist, which is what lets data preparation prove a faster SentencePiece encoder exact
+      (:mod:`tokenization.sentencepiece_equivalent`).
+
+    The merges of one piece keep the longer left part first, except that where two of them can overlap
+    (``[a][b][c]`` with ``a+b = b+c``) the left one comes first, as SentencePiece resolves it.
+    """
     mergeable = {p.piece: i for i, p in enumerate(proto.pieces) if p.type == NORMAL}
-    keyed: list[tuple[float, int, int, str, str]] = []
-    for piece, index in mergeable.items():
-        score = proto.pieces[index].score
-        for cut in range(1, len(piece)):
-            left, right = piece[:cut], piece[cut:]
-            if left in mergeable and right in mergeable:
-                keyed.append((-score, -cut, index, left, right))
-    keyed.sort()
-    return [(left, right) for *_, left, right in keyed]
+    splits: dict[str, list[tuple[str, str]]] = {}
+    for piece in mergeable:
+        pairs = [(piece[:cut], piece[cut:]) for cut in range(len(piece) - 1, 0, -1)]
+        pairs = [(left, right) for left, right in pairs if left in mergeable and right in mergeable]
+        if pairs:
+            splits[piece] = pairs
+    ties: dict[float, list[str]] = defaultdict(list)
+    for piece in splits:
+        ties[proto.pieces[mergeable[piece]].score].append(piece)
+    keyed: list[tuple[tuple, tuple[str, str]]] = []
+    for score, pieces in ties.items():
+        if len(pieces) > 1 and len(set("".join(pieces))) == 1:
+            for piece in pieces:
+                keyed += [((-score, -len(left), mergeable[piece]), (left, right)) for left, right in splits[piece]]
+        else:
+            for piece in pieces:
+                key = (-score, len(piece), mergeable[piece])
+                keyed += [((*key, k), pair) for k, pair in enumerate(overlaps_left_first(piece, splits[piece]))]
+    keyed.sort(key=lambda item: item[0])
+    return [pair for _, pair in keyed]
+
+
+def overlaps_left_first(piece: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``pairs`` reordered so that of two merges that can overlap, ``[a][b][c]`` with ``a+b = b+c = piece``,
+    the left one ``(a, b)`` comes first; otherwise (and where overlaps form a cycle) the given order."""
+    present = set(pairs)
+    before: dict[tuple[str, str], set[tuple[str, str]]] = {pair: set() for pair in pairs}
+    for a, b in pairs:
+        right = (b, piece[len(b) :])
+        if piece.startswith(b) and right in present and right != (a, b):
+            before[right].add((a, b))
+    ordered: list[tuple[str, str]] = []
+    remaining = list(pairs)
+    while remaining:
+        ready = next((p for p in remaining if not before[p] - set(ordered)), remaining[0])
+        ordered.append(ready)
+        remaining.remove(ready)
+    return ordered
 
 
 def special_token(proto: ModelProto, piece_id: int) -> str | None:

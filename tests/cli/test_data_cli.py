@@ -15,6 +15,7 @@ REPORT_KEYS = {
     "train_documents",
     "val_documents",
     "skipped",
+    "encoded_by",
     "tokens",
     "train_blocks",
     "val_blocks",

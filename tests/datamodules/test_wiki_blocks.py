@@ -152,6 +152,20 @@ def test_news_txt_identical_for_any_number_of_workers(zh_tokenizer_dir, shared_d
     assert one["tokens"] == sum(lengths)
 
 
+def test_fast_path_changes_the_speed_not_the_ids(wiki_dm, zh_tokenizer_dir, wiki_sample, tmp_path) -> None:
+    fast = wiki_dm.prepare().report(wiki_dm.block_size)["encoded_by"]
+    assert fast["sentencepiece"] >= 140 and fast["sentencepiece"] + fast["tokenizers"] == 150
+    assert fast["note"].startswith("sentencepiece where proven")
+    slow = WikiBlocksDataModule(
+        str(zh_tokenizer_dir), str(wiki_sample), cache_dir=str(tmp_path), num_proc=1, fast_path=False
+    ).prepare()
+    assert slow.report(wiki_dm.block_size)["encoded_by"] == {
+        "sentencepiece": 0, "tokenizers": 150, "note": "tokenizers only: fast_path is off"
+    }
+    assert slow.cache.path.name == wiki_dm.cache.path.name  # same key: the setting cannot change the ids
+    assert (slow.cache.path / TOKENS_FILE).read_bytes() == (wiki_dm.cache.path / TOKENS_FILE).read_bytes()
+
+
 def test_split_is_seeded_exact_and_stable(wiki_dm) -> None:
     n = wiki_dm.cache.meta["documents"]
     assert (wiki_dm.cache.is_val() == validation_mask(n, 42, 0.01, None)).all()
@@ -173,21 +187,23 @@ def test_two_ranks_read_disjoint_blocks_that_cover_the_train_split(wiki_dm) -> N
     assert seen[0] | seen[1] <= every and len(every - (seen[0] | seen[1])) == n - 2 * per_rank
 
 
-BAD_LINES = {
-    "invalid_json": b'{"text": "\xe5\x8c\x97\xe4\xba\xac" \n',
-    "missing_text": b'{"title": "no text"}\n',
-    "non_string_text": b'{"text": 42}\n',
-    "invalid_utf8": b'{"text": "\xff\xfe"}\n',
-    "empty_document": b'{"text": "   "}\n',
+BAD_LINES = {  # case: (reason, line)
+    "invalid_json": ("invalid_json", b'{"text": "\xe5\x8c\x97\xe4\xba\xac" \n'),
+    "missing_text": ("missing_text", b'{"title": "no text"}\n'),
+    "non_string_text": ("non_string_text", b'{"text": 42}\n'),
+    "invalid_utf8": ("invalid_utf8", b'{"text": "\xff\xfe"}\n'),
+    "lone_surrogate": ("invalid_utf8", b'{"text": "half a pair \\ud800 here"}\n'),
+    "empty_document": ("empty_document", b'{"text": "   "}\n'),
 }
 
 
-@pytest.mark.parametrize("reason", sorted(BAD_LINES))
-def test_bad_records_error_with_file_line_or_are_counted(reason, zh_tokenizer_dir, tmp_path) -> None:
+@pytest.mark.parametrize("case", sorted(BAD_LINES))
+def test_bad_records_error_with_file_line_or_are_counted(case, zh_tokenizer_dir, tmp_path) -> None:
+    reason, bad = BAD_LINES[case]
     good = '{"text": "中华人民共和国成立于1949年。"}\n'.encode()
     corpus = tmp_path / "c.jsonl.gz"
     with gzip.open(corpus, "wb") as handle:
-        handle.write(good + BAD_LINES[reason] + good)
+        handle.write(good + bad + good)
     args = dict(tokenizer=str(zh_tokenizer_dir), inputs=str(tmp_path / "*.jsonl.gz"), block_size=8, num_proc=1)
     with pytest.raises(BadRecordError, match=r"c\.jsonl\.gz:2: .*on_bad_record=skip"):
         WikiBlocksDataModule(**args, cache_dir=str(tmp_path / "e")).prepare()

@@ -101,3 +101,27 @@ def test_llama_test_vectors_through_transformers(zh_tokenizer_dir, llama_vectors
         assert ids == sp.encode(text), text
         if not any("\u4e00" <= c <= "\u9fff" for c in text):
             assert ids == expected, text
+
+
+
+def test_merge_order_keeps_pieces_together_and_overlaps_left_first(anchor_dir, llama_tokenizer_model) -> None:
+    from tokenization.hf_tokenizer_files import bpe_merges, overlaps_left_first
+    from tokenization.sentencepiece_proto import load_model_proto, piece_index
+
+    # [ab][a][ba]: (ab, a) must come before (a, ba), whatever order they arrive in
+    assert overlaps_left_first("aba", [("a", "ba"), ("ab", "a")]) == [("ab", "a"), ("a", "ba")]
+    assert overlaps_left_first("abc", [("a", "bc"), ("ab", "c")]) == [("a", "bc"), ("ab", "c")]  # no overlap
+    proto = load_model_proto(anchor_dir / "tokenizer.model")
+    ranks: dict[str, list[int]] = {}
+    for rank, (left, right) in enumerate(bpe_merges(proto)):
+        ranks.setdefault(left + right, []).append(rank)
+    space = "\u2581"
+    # every piece's merges are contiguous, except the tie among LLaMA's runs of spaces
+    assert all(r[-1] - r[0] + 1 == len(r) for piece, r in ranks.items() if set(piece) != {space})
+    # the anchor's 17953 score-0 pieces (a tie): shorter pieces first
+    index = piece_index(proto)
+    zero = sorted((r[0], p) for p, r in ranks.items() if proto.pieces[index[p]].score == 0.0)
+    assert len(zero) > 10_000 and [len(p) for _, p in zero] == sorted(len(p) for _, p in zero)
+    # LLaMA's whitespace runs stay interleaved, longer left part first, as SentencePiece's tie-break needs
+    runs = [left for left, right in bpe_merges(load_model_proto(llama_tokenizer_model)) if set(left + right) == {space}]
+    assert [len(left) for left in runs] == sorted((len(left) for left in runs), reverse=True)
