@@ -72,14 +72,17 @@ class SentencePieceEquivalent:
         if not self.unsafe_substrings:
             return None
         trie: dict = {}
-        for text in self.unsafe_substrings:  # none contains another, so none is a prefix of another
+        for text in self.unsafe_substrings:
             node = trie
             for char in text:
                 node = node.setdefault(char, {})
+            node[""] = {}  # a text ends here
 
         def pattern(node: dict) -> str:
+            if "" in node:  # a match can stop here: whatever follows, a whole unsafe substring was seen
+                return ""
             branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items())]
-            return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})" if branches else ""
+            return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
 
         return re.compile(pattern(trie))
 
@@ -334,7 +337,8 @@ def build_equivalent(backend_json: str) -> SentencePieceEquivalent:
         raise NoEquivalent(f"single-character special token {sorted(chars & reserved)[0]!r}")
     merged = set(bpe.first)
     family_char, family = _run_family(bpe, merged) or ("", set())
-    unsafe_substrings: set[str] = set()
+    unsafe, concerned = _unsafe_texts(bpe, chars, family)
+    candidates = set(unsafe) | {token.replace(" ", SPACE) for token in added}  # tokenizers splits these out first
     if family:
         # the shortest run length where the encoders part (or the first one not checked) is unsafe
         agree = 1
@@ -342,13 +346,12 @@ def build_equivalent(backend_json: str) -> SentencePieceEquivalent:
             agree, family_char, family, bpe
         ) == _simulate_sentencepiece_tied(agree, family_char, family):
             agree += 1
-        unsafe_substrings.add(family_char * agree)
-    unsafe, concerned = _unsafe_texts(bpe, chars, family)
-    # A text that contains another witness adds nothing: keep the minimal ones.
-    for text in sorted(unsafe, key=len):
+        candidates.add(family_char * agree)
+    # A text that contains another one adds nothing: keep the minimal ones.
+    unsafe_substrings: set[str] = set()
+    for text in sorted(candidates, key=len):
         if not any(s in text for s in unsafe_substrings):
             unsafe_substrings.add(text)
-    unsafe_substrings |= {token.replace(" ", SPACE) for token in added}  # tokenizers splits these out first
 
     proto = sp_pb2.ModelProto()
     family_score = -float(len(bpe.pairs) + 1)

@@ -145,3 +145,10 @@ def test_pipelines_without_a_sentencepiece_counterpart_are_refused(llama_tokeniz
     config = json.loads(build_tokenizer(load_model_proto(llama_tokenizer_model)).to_str())
     with pytest.raises(NoEquivalent, match=reason):
         build_equivalent(_with(config, **change(config)))
+
+
+def test_unsafe_pattern_finds_every_substring_even_when_one_extends_another() -> None:
+    equivalent = SentencePieceEquivalent(b"", "", None, ("<s>", "<s>x", "ab", "abc", "b"), 0, 0)
+    pattern = equivalent.unsafe_pattern()
+    for text, unsafe in (("<s>", True), ("zz<s>", True), ("<s>x", True), ("xab", True), ("xbx", True), ("ac", False)):
+        assert bool(pattern.search(text)) is unsafe, text
