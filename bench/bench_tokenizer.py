@@ -1,6 +1,7 @@
 """Measures the tokenizer merges on the shared data: tokens per CJK character, what each merge changes for
-non-Chinese text, unreachable pieces, and how often transformers' ids differ from SentencePiece's, with
-transformers' own conversion of ``tokenizer.model`` as the baseline. Prints one table per question.
+non-Chinese text, unreachable pieces, how often transformers' ids differ from SentencePiece's (with
+transformers' own conversion of ``tokenizer.model`` as the baseline), and how much of each corpus data
+preparation's proven SentencePiece fast path covers. Prints one table per question.
 
     python bench/bench_tokenizer.py [--shared-data ../shared/data]
 """
@@ -117,6 +118,38 @@ def main() -> None:
     for name, directory in rows:
         counts = [hf_mismatches(directory, texts) for texts in (articles, lines, english, code)]
         print(f"| {name} | " + " | ".join(map(str, counts)) + " |")
+
+    corpora = {
+        "wiki articles": articles,
+        "CMRC paragraphs": [
+            json.loads(line)["text"]
+            for line in (args.shared_data / "zhwiki" / "cmrc2018_paragraphs.jsonl").open(encoding="utf-8")
+        ],
+        "People's Daily paragraphs": [
+            line
+            for line in (args.shared_data / "news" / "peoples_daily_199801_part00.txt").open(encoding="utf-8")
+            if line.strip()
+        ],
+    }
+    print("\n## Data preparation's SentencePiece fast path: documents that must go to tokenizers instead")
+    headers = [f"{name} ({len(texts)})" for name, texts in corpora.items()]
+    print("| tokenizer dir | merged pieces proven | " + " | ".join(headers) + " |")
+    print("| --- | ---: | " + " | ".join("---:" for _ in corpora) + " |")
+    for name, directory in dirs.items():
+        print(f"| {name} | " + " | ".join(map(str, fast_path_coverage(directory, corpora.values()))) + " |")
+
+
+def fast_path_coverage(directory: Path, corpora) -> list[str]:
+    from transformers import AutoTokenizer
+
+    from datamodules.document_encoder import DocumentEncoder
+    from tokenization.sentencepiece_equivalent import build_equivalent
+
+    backend = AutoTokenizer.from_pretrained(directory).backend_tokenizer.to_str()
+    equivalent = build_equivalent(backend)
+    encoder = DocumentEncoder(backend, equivalent)
+    proven = f"{equivalent.proven_pieces} of {equivalent.proven_pieces + equivalent.unsafe_pieces}"
+    return [proven] + [str(encoder.encode(texts)[1]) for texts in corpora]
 
 
 if __name__ == "__main__":
