@@ -150,12 +150,12 @@ def parse_line(raw: bytes, kind: Literal["txt", "jsonl"], text_field: str = "tex
         text = record[text_field]
         if not isinstance(text, str):
             raise RejectedRecord("non_string_text", f"field {text_field!r} is {type(text).__name__}, not a string")
+        try:  # only a JSON escape such as \ud800 can make half a UTF-16 pair: no character at all
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RejectedRecord("invalid_utf8", f"lone surrogate {text[exc.start]!r} at character {exc.start}") from None
     if not text.strip():
         raise RejectedRecord("empty_document", "empty document")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a JSON escape like \ud800: half a UTF-16 pair, no character at all
-        raise RejectedRecord("invalid_utf8", f"lone surrogate {text[exc.start]!r} at character {exc.start}") from None
     return text
 
 

@@ -24,13 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.corpus import (
-    OnBadRecord,
-    RejectedRecord,
-    file_kind,
-    open_binary,
-    parse_line,
-)
+from datamodules.corpus import OnBadRecord, RejectedRecord, file_kind, open_binary, parse_line
 from datamodules.document_encoder import DocumentEncoder
 from tokenization.sentencepiece_equivalent import SentencePieceEquivalent
 
