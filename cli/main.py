@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from tokenization.errors import UserError
 
 #: command -> (module, one-line help). Each module exposes ``main(argv: list[str]) -> int | None``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -40,7 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[command][0])
     if COMMANDS[command][0] == "cli.lightning":
         rest = [command, *rest]  # LightningCLI takes the subcommand itself
-    result = module.main(rest)
+    try:
+        result = module.main(rest)
+    except UserError as error:
+        if os.environ.get("ZHLLAMA_DEBUG") == "1":
+            raise
+        print(f"zhllama {command}: {error}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 
