@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from callbacks.freeze_policy import FreezePolicy
+from lightning_modules.freeze_policy import FreezePolicy
 
 if TYPE_CHECKING:
     from lightning_modules.causal_lm import CausalLMModule

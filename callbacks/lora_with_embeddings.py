@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from peft import LoraConfig, get_peft_model
 
-from callbacks.freeze_policy import FreezePolicy
+from lightning_modules.freeze_policy import FreezePolicy
 
 if TYPE_CHECKING:
     from lightning_modules.causal_lm import CausalLMModule

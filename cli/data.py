@@ -83,7 +83,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"zhllama data prepare: {exc}\n{USAGE}", file=sys.stderr)
         return 2
     init_args = {k: v for k, v in config.as_dict().items() if k != "config"}
-    from datamodules.corpus import BadRecordError
+    from tokenization.corpus import BadRecordError
     from datamodules.wiki_blocks import WikiBlocksDataModule
 
     try:

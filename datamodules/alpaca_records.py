@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from datamodules.corpus import OnBadRecord, SkipReport, open_binary, resolve_inputs
+from tokenization.corpus import OnBadRecord, SkipReport, open_binary, resolve_inputs
 from datamodules.prompt_templates import join_instruction
 
 EmptyOutput = Literal["skip", "keep"]

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
 from datamodules.alpaca_records import iter_alpaca_records, new_skip_report
-from datamodules.corpus import OnBadRecord
+from tokenization.corpus import OnBadRecord
 from datamodules.prompt_templates import get_template
 from datamodules.sft_batching import FixedBatchLoader, LengthGroupedLoader, SFTCollator, pad_token_id, sorted_batches
 from datamodules.sft_examples import SFTExample, TruncationStats, encode_records

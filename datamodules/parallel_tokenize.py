@@ -3,7 +3,7 @@
 The parent only reads raw lines and appends results; JSON parsing, validation and tokenization happen in
 the workers. At most ``2 * num_proc`` chunks (``chunk_bytes`` of raw text each) are in flight, so memory
 stays flat however large the corpus is. Workers are started with ``spawn`` and import only this module,
-:mod:`datamodules.corpus`, numpy and the ``tokenizers`` and ``sentencepiece`` libraries -- not transformers
+:mod:`tokenization.corpus`, numpy and the ``tokenizers`` and ``sentencepiece`` libraries -- not transformers
 or torch -- so each costs tens of MB, not a copy of the parent. Results do not depend on ``num_proc`` or
 ``chunk_bytes``.
 As with any ``spawn`` pool, each worker re-imports the parent's ``__main__`` script (not ``python -m`` modules),
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.corpus import OnBadRecord, RejectedRecord, file_kind, open_binary, parse_line
+from tokenization.corpus import OnBadRecord, RejectedRecord, file_kind, open_binary, parse_line
 from datamodules.document_encoder import DocumentEncoder
 from tokenization.sentencepiece_equivalent import SentencePieceEquivalent
 

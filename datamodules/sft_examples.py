@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from datamodules.alpaca_records import AlpacaRecord
-from datamodules.corpus import SkipReport
+from tokenization.corpus import SkipReport
 from datamodules.prompt_templates import PromptTemplate
 
 IGNORE_INDEX = -100

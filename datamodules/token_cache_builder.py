@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from datamodules.corpus import BadRecordError, OnBadRecord, SkipReport, bad_record_message, resolve_inputs
+from tokenization.corpus import BadRecordError, OnBadRecord, SkipReport, bad_record_message, resolve_inputs
 from datamodules.doc_split import validation_mask
 from datamodules.parallel_tokenize import TokenizerSpec, tokenize_corpus
 from datamodules.token_cache import (

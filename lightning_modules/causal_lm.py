@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from callbacks.freeze_policy import FreezePolicy, check_same_policy
+from lightning_modules.freeze_policy import FreezePolicy, check_same_policy
 from lightning_modules.chunked_cross_entropy import IGNORE_INDEX, linear_cross_entropy
 from lightning_modules.flops import mfu, training_flops_per_token
 from lightning_modules.model_loading import build_causal_lm, resize_vocabulary

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from callbacks.freeze_policy import policy_from_record
+from lightning_modules.freeze_policy import policy_from_record
 from lightning_modules.causal_lm import CHECKPOINT_KEY, CausalLMModule
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from datamodules.corpus import SkipReport, iter_documents
+from tokenization.corpus import SkipReport, iter_documents
 from tokenization.cjk import count_cjk_chars
 from tokenization.reachability import unreachable_piece_ids
 from tokenization.sentencepiece_proto import BYTE, load_model_proto, resolve_model_file

@@ -1,6 +1,6 @@
 """``zhllama tokenizer train``: a SentencePiece model trained on Chinese text, streamed from the corpus reader.
 
-Documents come from :func:`datamodules.corpus.iter_documents` and reach SentencePiece through its
+Documents come from :func:`tokenization.corpus.iter_documents` and reach SentencePiece through its
 ``sentence_iterator``, so the corpus is never held in memory; SentencePiece itself keeps at most
 ``input_sentence_size`` sentences (a shuffled reservoir sample). SentencePiece silently skips sentences longer
 than ``max_sentence_length`` bytes, and a Wikipedia article is longer than that, so documents are fed one line
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from datamodules.corpus import SkipReport, iter_documents
+from tokenization.corpus import SkipReport, iter_documents
 
 class TrainingFailed(ValueError):
     """SentencePiece refused the options or the data; the message carries its reason and a fix."""

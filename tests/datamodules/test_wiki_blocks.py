@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.corpus import BadRecordError
+from tokenization.corpus import BadRecordError
 from datamodules.doc_split import validation_mask
 from datamodules.resumable_loader import ResumableLoader
 from datamodules.token_cache import TOKENS_FILE

@@ -5,7 +5,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from callbacks.embedding_only import EmbeddingOnly
-from callbacks.freeze_policy import FreezePolicyMismatchError
+from lightning_modules.freeze_policy import FreezePolicyMismatchError
 from callbacks.lora_with_embeddings import LoRAWithEmbeddings
 from lightning_modules.checkpoint_io import restore_module
 from tests.lightning_modules.tiny_training import snapshot, tiny_module, tiny_trainer, token_loader

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 
-from datamodules.corpus import BadRecordError
+from tokenization.corpus import BadRecordError
 from tokenization.train import TrainArgs, TrainingFailed, split_long_line, train_sentencepiece
 
 

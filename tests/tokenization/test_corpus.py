@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.corpus import (
+from tokenization.corpus import (
     SKIP_REASONS,
     BadRecordError,
     SkipReport,
