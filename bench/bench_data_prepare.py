@@ -7,13 +7,13 @@ and all its children every 20 ms and keeps the peak of their sum.
 
 - anchor (Chinese-LLaMA-Alpaca ``run_clm_pt_with_peft.py``): ``load_dataset("json")`` -> batched
   ``map(tokenize)`` -> batched ``map(group_texts)`` into 512-token blocks -> ``save_to_disk``;
-- ours: ``prepare_token_cache`` (what ``WikiBlocksDataModule.prepare`` and ``zhllama data prepare`` run), which
-  encodes with SentencePiece wherever that is proven to give ``tokenizer.json``'s ids;
-- ours with ``fast_path=False``: the same pipeline with the ``tokenizers`` encoder the anchor uses, to separate
-  what the encoder contributes from what the pipeline does.
+- ours, default: ``prepare_token_cache`` (what ``WikiBlocksDataModule.prepare`` and ``zhllama data prepare``
+  run) with the ``tokenizers`` encoder, the one the anchor uses too;
+- ours with ``--fast_path true``: the same pipeline encoding with SentencePiece wherever that is proven to give
+  ``tokenizer.json``'s ids (opt-in).
 
-Ours also runs on a tenth of the input, to show that peak memory stays flat as the input grows 10x.
-Target: >= 3x the anchor's documents/s at <= 0.5x its peak memory.
+The default also runs on a tenth of the input, to show that peak memory stays flat as the input grows 10x.
+Targets: <= 0.5x the anchor's peak memory, flat as the input grows; >= 3x its documents/s with the fast path.
 
     python bench/bench_data_prepare.py [--docs 20000] [--num_proc N] [--workdir DIR]
 """
@@ -67,13 +67,11 @@ def run_anchor(tokenizer: str, corpus: str, out: str, num_proc: int) -> dict:
     return {"documents": len(raw), "tokens": tokens, "blocks": len(grouped), "seconds": seconds}
 
 
-def run_ours(tokenizer: str, corpus: str, out: str, num_proc: int, fast_path: bool = True) -> dict:
+def run_ours(tokenizer: str, corpus: str, out: str, num_proc: int, fast_path: bool = False) -> dict:
     from datamodules.token_cache_builder import prepare_token_cache
 
     start = time.perf_counter()
-    prepared = prepare_token_cache(
-        tokenizer, corpus, block_size=BLOCK_SIZE, cache_dir=out, num_proc=num_proc, fast_path=fast_path
-    )
+    prepared = prepare_token_cache(tokenizer, corpus, cache_dir=out, num_proc=num_proc, fast_path=fast_path)
     seconds = time.perf_counter() - start
     report = prepared.report(BLOCK_SIZE)
     return {
@@ -85,8 +83,8 @@ def run_ours(tokenizer: str, corpus: str, out: str, num_proc: int, fast_path: bo
     }
 
 
-def run_ours_tokenizers_only(tokenizer: str, corpus: str, out: str, num_proc: int) -> dict:
-    return run_ours(tokenizer, corpus, out, num_proc, fast_path=False)
+def run_ours_fast_path(tokenizer: str, corpus: str, out: str, num_proc: int) -> dict:
+    return run_ours(tokenizer, corpus, out, num_proc, fast_path=True)
 
 
 def measure(method: str, tokenizer: Path, corpus: Path, out: Path, num_proc: int) -> dict:
@@ -138,7 +136,7 @@ def write_tokenizer(directory: Path) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         method, tokenizer, corpus, out, num_proc = sys.argv[2:7]
-        run = {"anchor": run_anchor, "ours": run_ours, "ours_tokenizers_only": run_ours_tokenizers_only}[method]
+        run = {"anchor": run_anchor, "ours": run_ours, "ours_fast_path": run_ours_fast_path}[method]
         print(json.dumps(run(tokenizer, corpus, out, int(num_proc))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,7 +156,7 @@ def main() -> None:
         arms = (
             ("ours_small", "ours", small),
             ("ours", "ours", full),
-            ("ours_tokenizers_only", "ours_tokenizers_only", full),
+            ("ours_fast_path", "ours_fast_path", full),
             ("anchor", "anchor", full),
         )
         for name, method, corpus in arms:
@@ -169,9 +167,11 @@ def main() -> None:
                   f"{r['seconds']:7.1f} s {r['docs_per_s']:8.1f} docs/s {r['tokens_per_s']:10.0f} tokens/s "
                   f"peak RSS {r['peak_rss_mib']:7.0f} MiB{via}", flush=True)
     ours, anchor, small_run = results["ours"], results["anchor"], results["ours_small"]
-    print(f"docs/s ratio (ours / anchor): {ours['docs_per_s'] / anchor['docs_per_s']:.2f}x (target >= 3x)")
-    slow = results["ours_tokenizers_only"]
-    print(f"docs/s ratio (ours with the tokenizers encoder / anchor): {slow['docs_per_s'] / anchor['docs_per_s']:.2f}x")
+    fast = results["ours_fast_path"]
+    print(f"docs/s ratio (ours, default / anchor): {ours['docs_per_s'] / anchor['docs_per_s']:.2f}x")
+    print(f"docs/s ratio (ours, --fast_path true / anchor): {fast['docs_per_s'] / anchor['docs_per_s']:.2f}x")
+    print(f"default / fast path: {ours['docs_per_s'] / fast['docs_per_s']:.2f}x the docs/s, "
+          f"{ours['seconds'] - fast['seconds']:+.1f} s")
     print(f"peak RSS ratio (ours / anchor): {ours['peak_rss_mib'] / anchor['peak_rss_mib']:.2f}x (target <= 0.5x)")
     print(f"peak RSS growth, ours, 10x the input: {ours['peak_rss_mib'] / small_run['peak_rss_mib']:.2f}x (flat = 1x)")
 

@@ -1,8 +1,8 @@
 """Stage 2 and SFT of the seed recipe: LoRA on the projections, with ``embed_tokens`` and ``lm_head`` trained.
 
-The anchor listed the embedding and head in peft's ``modules_to_save``, which keeps a frozen original *and* a
-trainable copy of each (for a 50k x 4096 vocabulary, 1.6 GB of duplicates in fp32). Here the model's own
-embedding and head parameters are simply marked trainable after peft has frozen the base: same training, one copy.
+The model's own embedding and head parameters are marked trainable after peft has frozen the base, rather than
+listed in peft's ``modules_to_save``, which would keep a frozen original *and* a trainable copy of each (for a
+50k x 4096 vocabulary, 1.6 GB of duplicates in fp32).
 """
 
 from __future__ import annotations

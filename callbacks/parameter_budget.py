@@ -1,4 +1,4 @@
-"""Print what a stage trains, by group, before the first step (the anchor's LoRA stage trained 6.06%)."""
+"""Print what a stage trains, by group, before the first step."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def format_budget(budget: dict[str, tuple[int, int]], frozen_rows_note: str = ""
 
 
 class ParameterBudget(pl.Callback):
-    """Prints the trainable / total table by group at fit start (the anchor's LoRA stage trained 6.06%)."""
+    """Prints the trainable / total table by group at fit start."""
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         budget = parameter_budget(pl_module)

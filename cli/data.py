@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tokenization.errors import UserError
+
 USAGE = "usage: zhllama data prepare [--config FILE] [--tokenizer DIR] [--inputs PATHS] [...]   (see --help)"
 DATAMODULE = "datamodules.wiki_blocks.WikiBlocksDataModule"
 
@@ -27,14 +29,18 @@ def data_section(config_path: Path) -> dict[str, Any]:
     try:
         config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{config_path}: config file not found") from None
+        raise UserError(f"--config {config_path}: config file not found; check the path") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"--config {config_path}: not valid YAML ({' '.join(str(error).split())})") from None
     if not isinstance(config, Mapping) or not isinstance(config.get("data"), Mapping):
-        raise ValueError(f"{config_path}: needs a `data:` section holding the WikiBlocksDataModule arguments")
+        raise UserError(f"--config {config_path}: needs a `data:` section holding the WikiBlocksDataModule arguments")
     section = dict(config["data"])
     if "class_path" in section:
         class_path = section["class_path"]
         if class_path not in (DATAMODULE, "WikiBlocksDataModule"):
-            raise ValueError(f"{config_path}: data.class_path is {class_path!r}; `data prepare` builds {DATAMODULE}")
+            raise UserError(
+                f"--config {config_path}: data.class_path is {class_path!r}; `data prepare` builds {DATAMODULE}"
+            )
         section = dict(section.get("init_args") or {})
     return section
 
@@ -48,12 +54,13 @@ def build_parser(defaults: Mapping[str, Any]):
         prog="zhllama data prepare",
         description="Build (or reuse) the token cache of WikiBlocksDataModule and print a JSON report.",
         exit_on_error=False,
+        allow_abbrev=False,
     )
     parser.add_argument("--config", help="YAML file with a `data:` section (a plain mapping or class_path/init_args)")
     parser.add_class_arguments(WikiBlocksDataModule, as_positional=False)
     unknown = set(defaults) - {action.dest for action in parser._actions}
     if unknown:
-        raise ValueError(f"unknown data argument(s) in the config: {', '.join(sorted(unknown))}")
+        raise UserError(f"--config: unknown data argument(s) {', '.join(sorted(unknown))}; see --help")
     parser.set_defaults(**defaults)
     return parser
 
@@ -70,28 +77,25 @@ def main(argv: Sequence[str]) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(rest)
+    defaults = data_section(Path(known.config)) if known.config else {}
+    parser = build_parser(defaults)
     try:
-        defaults = data_section(Path(known.config)) if known.config else {}
-        parser = build_parser(defaults)
         config = parser.parse_args(rest)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"zhllama data prepare: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:  # jsonargparse reports bad flags with its own exception type
         if type(exc).__name__ != "ArgumentError":
             raise
         print(f"zhllama data prepare: {exc}\n{USAGE}", file=sys.stderr)
         return 2
     init_args = {k: v for k, v in config.as_dict().items() if k != "config"}
-    from tokenization.corpus import BadRecordError
     from datamodules.wiki_blocks import WikiBlocksDataModule
 
     try:
         datamodule = WikiBlocksDataModule(**init_args)
         prepared = datamodule.prepare()
-    except (BadRecordError, FileNotFoundError, ValueError) as exc:
-        print(f"zhllama data prepare: {exc}", file=sys.stderr)
-        return 1
+    except UserError:
+        raise
+    except ValueError as exc:  # impossible settings and unusable inputs: the message names them
+        raise UserError(str(exc)) from exc
     if not prepared.built:
         print(f"reused the token cache at {prepared.cache.path}", file=sys.stderr)
     print(json.dumps(prepared.report(datamodule.block_size), ensure_ascii=False))

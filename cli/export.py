@@ -1,53 +1,52 @@
-"""``zhllama export``: a trained checkpoint -> a Hugging Face model directory (LoRA merged) or a PEFT adapter.
+"""``zhllama export``: a stage checkpoint -> a Hugging Face model directory (LoRA merged), or a base and an adapter.
 
-    zhllama export --ckpt runs/sft/checkpoints/last.ckpt --output models/zh-alpaca [--dtype bf16|fp16|fp32]
-    zhllama export --ckpt runs/sft/checkpoints/last.ckpt --output models/zh-alpaca-lora --adapter
+    zhllama export --ckpt runs/tiny/sft/checkpoints/last.ckpt --output models/zh-alpaca [--dtype bf16|fp16|fp32]
+    zhllama export --ckpt runs/tiny/sft --output models/zh-alpaca-lora --adapter
+    zhllama export --ckpt archive/sft.ckpt --output models/zh-alpaca --base /data/llama-7b-hf   # a base that moved
 
-The model directory loads offline with ``AutoModelForCausalLM.from_pretrained`` and
-``AutoTokenizer.from_pretrained``; the adapter directory with ``PeftModel.from_pretrained`` onto the base
-resized to the tokenizer's length (the adapter carries the trained embedding and head).
+A checkpoint needs only its base model: the earlier stages' tensors and the tokenizer travel inside it. The model
+directory loads offline with ``AutoModelForCausalLM.from_pretrained`` and ``AutoTokenizer.from_pretrained``; the
+adapter directory holds ``base/`` (the model the stage started from) and the stage's LoRA, for
+``PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(DIR/base), DIR)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
+
+from cli.parsers import command_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="zhllama export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--ckpt", required=True, help="Lightning checkpoint from `zhllama fit` (or an exported HF dir)")
+    parser = command_parser("zhllama export", __doc__)
+    parser.add_argument("--ckpt", required=True,
+                        help="checkpoint of `zhllama fit`, a run directory (its newest checkpoint), or an exported dir")
     parser.add_argument("--output", required=True, help="directory to write (written aside, then renamed into place)")
-    parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None,
-                        help="weight dtype (default: bf16 for a model, fp32 for an adapter)")
-    parser.add_argument("--adapter", action="store_true", help="write a PEFT adapter directory instead of a full model")
+    parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="weight dtype")
+    parser.add_argument("--adapter", action="store_true",
+                        help="write base/ (the model the stage started from) and this stage's LoRA as a PEFT adapter")
+    parser.add_argument("--base", default=None,
+                        help="where the checkpoint's base model is now, if it moved (checked against its fingerprint)")
     parser.add_argument("--tokenizer", default=None,
-                        help="tokenizer directory, only for checkpoints that do not name the one they were trained with")
+                        help="tokenizer directory, only for checkpoints that carry none (a model_config stage)")
     parser.add_argument("--max_shard_size", default="2GB", help="largest safetensors shard of a full model")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier `zhllama export` at --output")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from lightning_modules.hf_export import ExportError, export_adapter, export_model
+    from lightning_modules.hf_export import export_adapter, export_model
 
-    try:
-        if args.adapter:
-            out = export_adapter(args.ckpt, args.output, args.dtype or "fp32", args.tokenizer, args.overwrite)
-        else:
-            out = export_model(
-                args.ckpt, args.output, args.dtype or "bf16", args.tokenizer, args.max_shard_size, args.overwrite
-            )
-    except (ExportError, FileNotFoundError) as error:
-        print(f"zhllama export: {error}", file=sys.stderr)
-        return 1
-    print(f"wrote {'adapter' if args.adapter else 'model'} to {out}")
+    if args.adapter:
+        out = export_adapter(args.ckpt, args.output, args.dtype, args.tokenizer, args.overwrite, args.base)
+    else:
+        out = export_model(args.ckpt, args.output, args.dtype, args.tokenizer, args.max_shard_size, args.overwrite,
+                           args.base)
+    print(f"wrote {'base and adapter' if args.adapter else 'model'} to {out}")
     return 0
 
 

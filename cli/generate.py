@@ -17,15 +17,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cli.parsers import command_parser
 from datamodules.prompt_templates import get_template, join_instruction
+from tokenization.atomic_write import atomic_file, check_output
+from tokenization.errors import UserError
 
 PROMPT_FIELDS = ("instruction", "prompt", "question")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="zhllama generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_parser("zhllama generate", __doc__)
     parser.add_argument("--model", required=True, help="exported model directory (`zhllama export` output)")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--prompt", help="one instruction to answer")
@@ -34,19 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, help="where --prompts answers go (JSON lines)")
     parser.add_argument(
         "--template", default="alpaca_v1",
-        help="alpaca_v1 (default), llama2_zh, or a template string containing {instruction}; use the SFT one",
+        help="alpaca_v1, llama2_zh, or a template string containing {instruction}; use the one SFT used",
     )
-    parser.add_argument("--system_prompt", default=None, help="override the template's system prompt (llama2_zh)")
-    parser.add_argument("--temperature", type=float, default=0.2)
-    parser.add_argument("--top_k", type=int, default=40)
-    parser.add_argument("--top_p", type=float, default=0.9)
-    parser.add_argument("--repetition_penalty", type=float, default=1.1)
-    parser.add_argument("--max_new_tokens", type=int, default=400)
+    parser.add_argument("--system_prompt", default=None, help="replaces the template's system prompt (llama2_zh)")
+    parser.add_argument("--temperature", type=float, default=0.2, help="sampling temperature (> 0)")
+    parser.add_argument("--top_k", type=int, default=40, help="sample among the k likeliest tokens (0: all)")
+    parser.add_argument("--top_p", type=float, default=0.9, help="nucleus sampling: the likeliest tokens up to p")
+    parser.add_argument(
+        "--repetition_penalty", type=float, default=1.1,
+        help="divides the positive, multiplies the negative logits of tokens already in the sequence (1: off)",
+    )
+    parser.add_argument("--max_new_tokens", type=int, default=400, help="answer length limit in tokens")
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     parser.add_argument("--seed", type=int, default=42, help="sampling seed (answers are reproducible)")
     parser.add_argument("--batch_size", type=int, default=8, help="prompts generated together with --prompts")
-    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 on a GPU, fp32 on the CPU), bf16, fp16 or fp32")
+    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
     return parser
 
 
@@ -60,26 +64,31 @@ def read_prompts(path: Path) -> list[tuple[dict, str]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise SystemExit(f"{path}:{number}: invalid JSON ({exc.msg}); one JSON object a line") from None
+                raise UserError(f"{path}:{number}: invalid JSON ({exc.msg}); one JSON object a line") from None
             field = next((f for f in PROMPT_FIELDS if isinstance(record, dict) and isinstance(record.get(f), str)), None)
             if field is None:
-                raise SystemExit(f"{path}:{number}: no string field {' / '.join(PROMPT_FIELDS)}; add one")
+                raise UserError(f"{path}:{number}: no string field {' / '.join(PROMPT_FIELDS)}; add one")
             text = join_instruction(record[field], record.get("input")) if field == "instruction" else record[field]
             prompts.append((record, text))
     if not prompts:
-        raise SystemExit(f"{path}: no prompts")
+        raise UserError(f"{path}: no prompts; one JSON object a line with an instruction, prompt or question")
     return prompts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if (args.prompts is None) != (args.output is None):
-        raise SystemExit("zhllama generate: --prompts and --output go together")
+        raise UserError("--prompts and --output go together: give both or neither")
+    if args.output is not None:
+        check_output(args.output, (args.prompts, args.model), directory=False)  # before the model loads
     import torch
 
     from lightning_modules.generation import Sampling, answer_batch, load_model, stream_answer
 
-    template = get_template(args.template, args.system_prompt)
+    try:
+        template = get_template(args.template, args.system_prompt)
+    except ValueError as error:
+        raise UserError(f"--template: {error}") from None
     prompts = read_prompts(args.prompts) if args.prompts else None
     sampling = Sampling(
         args.temperature, args.top_k, args.top_p, args.repetition_penalty, args.max_new_tokens, not args.greedy
@@ -100,16 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     assert prompts is not None and args.output is not None
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.output.with_name(args.output.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as out:
+    with atomic_file(args.output, (args.prompts, args.model)) as partial, open(partial, "w", encoding="utf-8") as out:
         for start in range(0, len(prompts), args.batch_size):
             chunk = prompts[start : start + args.batch_size]
             answers = answer_batch(model, tokenizer, template, [text for _, text in chunk], sampling)
             for (record, _), answer in zip(chunk, answers):
                 out.write(json.dumps({**record, "output": answer}, ensure_ascii=False) + "\n")
             print(f"answered {min(start + args.batch_size, len(prompts))}/{len(prompts)}", file=sys.stderr)
-    partial.replace(args.output)
     return 0
 
 

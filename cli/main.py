@@ -1,8 +1,15 @@
 """``zhllama`` dispatches to one module per command; each is imported only when asked for, so
-``zhllama tokenizer stats`` never pays for importing Lightning."""
+``zhllama tokenizer stats`` never pays for importing Lightning.
+
+Every error the user can fix ends as one line on stderr, ``zhllama COMMAND: message``, and exit status 2: a
+``UserError``, an operating-system error about a file (missing, not permitted, disk full) and a ``SystemExit``
+carrying a message. Anything else is a bug and keeps its traceback; ``ZHLLAMA_DEBUG=1`` shows the traceback of
+every error. Argument errors of argparse and LightningCLI keep their usage message (they exit 2 themselves).
+"""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -19,7 +26,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("cli.lightning", "LightningCLI test"),
     "export": ("cli.export", "merge LoRA into the base and write a Hugging Face model (or a PEFT adapter)"),
     "generate": ("cli.generate", "generate / chat with an exported model"),
+    "eval": ("cli.eval", "bits per character / byte of a model on text: compares models across tokenizers"),
     "demo": ("cli.demo", "run the pipeline end to end on the built-in demo data"),
+}
+
+#: Commands whose first argument is a subcommand (``zhllama tokenizer merge``), named in their error lines.
+GROUPS = frozenset({"tokenizer", "data"})
+DEBUG_ENV = "ZHLLAMA_DEBUG"
+
+#: What to do about an operating-system error, by errno.
+OS_ERROR_FIXES: dict[int, str] = {
+    errno.ENOENT: "check the path",
+    errno.EACCES: "check its permissions or choose another location",
+    errno.EPERM: "check its permissions or choose another location",
+    errno.EROFS: "the file system is read-only; choose another location",
+    errno.ENOSPC: "the disk is full; free space or choose another location",
+    errno.EDQUOT: "the disk quota is exceeded; free space or choose another location",
+    errno.EISDIR: "name a file, not a directory",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
 }
 
 
@@ -29,6 +53,25 @@ def usage() -> str:
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run `zhllama COMMAND --help` for a command's options."]
     return "\n".join(lines)
+
+
+def user_message(error: BaseException) -> str | None:
+    """The one-line report of an error the user can fix, or ``None`` for one that keeps its traceback."""
+    if isinstance(error, UserError):
+        message = str(error)
+    elif isinstance(error, SystemExit):
+        if not isinstance(error.code, str):
+            return None  # an exit status (argparse's usage errors among them): nothing to add
+        message = error.code
+    elif isinstance(error, OSError) and error.filename is not None:
+        names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+        fix = OS_ERROR_FIXES.get(error.errno or -1)
+        message = f"{names}: {error.strerror or error}" + (f"; {fix}" if fix else "")
+    elif isinstance(error, OSError):
+        message = str(error)  # zhllama's and Hugging Face's own file errors: the message names the file
+    else:
+        return None
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,10 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         rest = [command, *rest]  # LightningCLI takes the subcommand itself
     try:
         result = module.main(rest)
-    except UserError as error:
-        if os.environ.get("ZHLLAMA_DEBUG") == "1":
+    except (Exception, SystemExit) as error:
+        message = user_message(error)
+        if message is None or os.environ.get(DEBUG_ENV) == "1":
             raise
-        print(f"zhllama {command}: {error}", file=sys.stderr)
+        name = f"{command} {rest[0]}" if command in GROUPS and rest and not rest[0].startswith("-") else command
+        print(f"zhllama {name}: {message}", file=sys.stderr)
         return 2
     return int(result or 0)
 

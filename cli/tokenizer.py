@@ -1,7 +1,9 @@
 """``zhllama tokenizer train | merge | stats``: give LLaMA a Chinese vocabulary.
 
-- ``train``: a SentencePiece model on Chinese text (files, directories, globs; streamed).
-- ``merge``: base + added SentencePiece model -> a Hugging Face tokenizer directory (``--mode clean|anchor``).
+- ``train``: a SentencePiece model on Chinese text (files, directories, globs; streamed); ``--kind bpe``: new
+  merges continuing a byte-level base's BPE (SmolLM2, LLaMA-3, Qwen2, Tekken).
+- ``merge``: base + added SentencePiece model -> a Hugging Face tokenizer directory (``--mode clean|anchor``);
+  a byte-level base + learned merges -> the same.
 - ``stats``: one JSON object of tokenization statistics, optionally against a base tokenizer.
 
 Errors about inputs (missing files, non-SentencePiece models, colliding pieces, bad records, impossible training
@@ -15,34 +17,66 @@ import json
 import sys
 from collections.abc import Sequence
 
+from cli.parsers import PARSER_KWARGS, command_parser
+from tokenization.errors import UserError
+
 
 def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     from tokenization.train import TrainArgs
 
-    p = subparsers.add_parser("train", help="train a SentencePiece model on Chinese text")
+    p = subparsers.add_parser("train", help="train a SentencePiece model on Chinese text", **PARSER_KWARGS)
     p.add_argument("--input", nargs="+", required=True, help=".txt / .jsonl / .jsonl.gz files, directories or globs")
-    p.add_argument("--output", required=True, help="model prefix: writes OUTPUT.model and OUTPUT.vocab")
-    defaults = TrainArgs(inputs=[], model_prefix="")
-    p.add_argument("--text-field", "--text_field", default=defaults.text_field, help="JSON field holding the text (.jsonl inputs)")
-    p.add_argument("--vocab-size", "--vocab_size", type=int, default=defaults.vocab_size)
-    p.add_argument("--character-coverage", "--character_coverage", type=float, default=defaults.character_coverage)
-    p.add_argument("--model-type", "--model_type", default=defaults.model_type, choices=("unigram", "bpe", "char", "word"))
     p.add_argument(
-        "--input-sentence-size", "--input_sentence_size",
-        type=int,
-        default=defaults.input_sentence_size,
+        "--output", required=True,
+        help="model prefix: writes OUTPUT.model and OUTPUT.vocab (--kind bpe: the JSON file of learned merges)",
+    )
+    defaults = TrainArgs(inputs=[], model_prefix="")
+    p.add_argument(
+        "--kind", default="sentencepiece", choices=("sentencepiece", "bpe"),
+        help="sentencepiece: a Chinese SentencePiece model; bpe: new merges continuing a byte-level --base",
+    )
+    p.add_argument("--base", default=None, help="--kind bpe: byte-level base (tokenizer.json, its dir, .gguf, tekken.json)")
+    p.add_argument("--min_frequency", type=int, default=2, help="--kind bpe: stop when the best pair is rarer")
+    p.add_argument("--text_field", default=defaults.text_field, help="JSON field holding the text (.jsonl inputs)")
+    p.add_argument(
+        "--vocab_size", type=int, default=defaults.vocab_size, help="pieces of the Chinese model (--kind bpe: new tokens)"
+    )
+    p.add_argument(
+        "--character_coverage", type=float, default=defaults.character_coverage,
+        help="share of characters the vocabulary covers; the rarest rest become <unk>",
+    )
+    p.add_argument(
+        "--model_type", default=defaults.model_type, choices=("unigram", "bpe", "char", "word"),
+        help="SentencePiece model type",
+    )
+    p.add_argument(
+        "--input_sentence_size", type=int, default=defaults.input_sentence_size,
         help="sample at most this many sentences (0: all), shuffled",
     )
-    p.add_argument("--max-sentence-length", "--max_sentence_length", type=int, default=defaults.max_sentence_length)
-    p.add_argument("--num-threads", "--num_threads", type=int, default=defaults.num_threads)
-    p.add_argument("--on-bad-record", "--on_bad_record", default=defaults.on_bad_record, choices=("error", "skip"))
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--max_sentence_length", type=int, default=defaults.max_sentence_length,
+        help="bytes; longer lines are cut at sentence ends first",
+    )
+    p.add_argument("--num_threads", type=int, default=defaults.num_threads, help="SentencePiece trainer threads")
+    p.add_argument(
+        "--on_bad_record", default=defaults.on_bad_record, choices=("error", "skip"),
+        help="error: stop at a bad record naming file:line; skip: count it and go on",
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seeds the sentence sampling")
 
 
 def add_merge_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("merge", help="merge an added SentencePiece model into a base one -> HF tokenizer dir")
-    p.add_argument("--base", required=True, help="base SentencePiece model (LLaMA-family tokenizer.model or its dir)")
-    p.add_argument("--add", required=True, help="SentencePiece model whose pieces are added (e.g. chinese_sp.model)")
+    p = subparsers.add_parser(
+        "merge", help="merge an added SentencePiece model into a base one -> HF tokenizer dir", **PARSER_KWARGS
+    )
+    p.add_argument(
+        "--base", required=True,
+        help="SentencePiece tokenizer.model (or its dir), or byte-level tokenizer.json / its dir / .gguf / tekken.json",
+    )
+    p.add_argument(
+        "--add", required=True,
+        help="SentencePiece model whose pieces are added (byte-level base: the JSON of `train --kind bpe`)",
+    )
     p.add_argument("--output", required=True, help="directory to write (replaced only if it is a tokenizer output)")
     p.add_argument(
         "--mode",
@@ -50,21 +84,27 @@ def add_merge_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("clean", "anchor"),
         help="clean: reachable CJK pieces only, SentencePiece = transformers ids; anchor: Chinese-LLaMA-Alpaca's merge",
     )
-    p.add_argument("--pad-token", default=None, help='add this pad token (e.g. "[PAD]") if the vocabulary lacks it')
+    p.add_argument("--pad_token", default=None, help='add this pad token (e.g. "[PAD]") if the vocabulary lacks it')
 
 
 def add_stats_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("stats", help="tokenization statistics as one JSON object")
-    p.add_argument("--tokenizer", required=True, help="SentencePiece .model, or a tokenizer dir holding tokenizer.model")
+    p = subparsers.add_parser("stats", help="tokenization statistics as one JSON object", **PARSER_KWARGS)
+    p.add_argument(
+        "--tokenizer", required=True,
+        help="SentencePiece .model or a dir holding tokenizer.model; or a byte-level tokenizer.json / dir / .gguf",
+    )
     p.add_argument("--base", default=None, help="a second tokenizer to compare with (ratios tokenizer / base)")
     p.add_argument("--input", nargs="+", required=True, help=".txt / .jsonl / .jsonl.gz files, directories or globs")
-    p.add_argument("--text-field", "--text_field", default="text", help="JSON field holding the text (.jsonl inputs)")
-    p.add_argument("--on-bad-record", "--on_bad_record", default="error", choices=("error", "skip"))
-    p.add_argument("--max-documents", "--max_documents", type=int, default=None, help="read at most this many documents")
+    p.add_argument("--text_field", default="text", help="JSON field holding the text (.jsonl inputs)")
+    p.add_argument(
+        "--on_bad_record", default="error", choices=("error", "skip"),
+        help="error: stop at a bad record naming file:line; skip: count it and go on",
+    )
+    p.add_argument("--max_documents", type=int, default=None, help="read at most this many documents (None: all)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zhllama tokenizer", description=__doc__.split("\n\n")[0])
+    parser = command_parser("zhllama tokenizer", __doc__.split("\n\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_train_parser(subparsers)
     add_merge_parser(subparsers)
@@ -75,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
 def run_train(args: argparse.Namespace) -> dict:
     from tokenization.train import TrainArgs, train_sentencepiece
 
+    if args.kind == "bpe":
+        return run_train_bpe(args)
+    if args.base is not None:
+        raise UserError("--base is for --kind bpe; a SentencePiece model is trained from the corpus alone")
     return train_sentencepiece(
         TrainArgs(
             inputs=args.input,
@@ -93,9 +137,27 @@ def run_train(args: argparse.Namespace) -> dict:
     )
 
 
+def run_train_bpe(args: argparse.Namespace) -> dict:
+    from tokenization.bpe_training import train_bpe_extension
+
+    if args.base is None:
+        raise UserError("--kind bpe needs --base: the byte-level tokenizer to extend (tokenizer.json, dir, .gguf)")
+    return train_bpe_extension(
+        args.base, args.input, args.output, num_merges=args.vocab_size, min_frequency=args.min_frequency,
+        text_field=args.text_field, on_bad_record=args.on_bad_record,
+    )
+
+
 def run_merge(args: argparse.Namespace) -> dict:
     from tokenization.merge import merge_tokenizers
+    from tokenization.tokenizer_kind import tokenizer_kind
 
+    if tokenizer_kind(args.base) == "byte_level":
+        from tokenization.bpe_merge import merge_bpe_extension
+
+        if args.mode != "clean" or args.pad_token is not None:
+            raise UserError("--mode anchor and --pad_token are for SentencePiece bases; a byte-level base keeps its own")
+        return merge_bpe_extension(args.base, args.add, args.output)
     return merge_tokenizers(args.base, args.add, args.output, mode=args.mode, pad_token=args.pad_token)
 
 
@@ -120,8 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = RUNNERS[args.command](args)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:  # input errors: their messages name the fix
-        print(f"zhllama tokenizer {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(str(exc)) from exc
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tokenization.corpus import OnBadRecord, SkipReport, open_binary, resolve_inputs
+from tokenization.corpus import OnBadRecord, RejectedRecord, SkipReport, numbered_lines, resolve_inputs
+from tokenization.errors import UserError
 from datamodules.prompt_templates import join_instruction
 
 EmptyOutput = Literal["skip", "keep"]
@@ -30,7 +31,9 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 #: Malformed records: raise under ``on_bad_record="error"``, counted under ``"skip"``.
-MALFORMED_REASONS: tuple[str, ...] = ("invalid_utf8", "invalid_json", "not_an_object", "missing_field", "non_string_field")
+MALFORMED_REASONS: tuple[str, ...] = (
+    "invalid_utf8", "invalid_json", "not_an_object", "missing_field", "non_string_field", "unreadable_file"
+)
 #: Well-formed records with nothing to train on.
 EMPTY_REASONS: tuple[str, ...] = ("empty_instruction", "empty_output")
 #: Every reason a record can be skipped for, including the ones decided after tokenization.
@@ -53,11 +56,11 @@ class AlpacaRecord:
 
     @property
     def prompt_instruction(self) -> str:
-        """Instruction and input joined the anchor's way (placeholder inputs dropped)."""
+        """Instruction and input joined as Chinese-Alpaca joins them (placeholder inputs dropped)."""
         return join_instruction(self.instruction, self.input)
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A malformed record under ``on_bad_record="error"``; the message names file:line and the fix."""
 
 
@@ -113,9 +116,10 @@ def _json_array_items(path: Path) -> Iterator[tuple[int, object]]:
 
 
 def _json_lines_items(path: Path) -> Iterator[tuple[int, object]]:
-    """Yields (line, value) per non-blank line; undecodable lines yield a :class:`_Rejected` as the value."""
-    with open_binary(path) as handle:
-        for line, raw in enumerate(handle, start=1):
+    """Yields (line, value) per non-blank line; undecodable lines, and the rest of a damaged compressed file,
+    yield a :class:`_Rejected` as the value."""
+    try:
+        for line, raw in numbered_lines(path):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -127,6 +131,8 @@ def _json_lines_items(path: Path) -> Iterator[tuple[int, object]]:
                 yield line, json.loads(text)
             except json.JSONDecodeError as exc:
                 yield line, _Rejected("invalid_json", f"invalid JSON: {exc.msg} at column {exc.colno}")
+    except RejectedRecord as rejected:
+        yield rejected.line, _Rejected(rejected.reason, rejected.detail)
 
 
 def _field(record: dict, name: str, required: bool) -> str:

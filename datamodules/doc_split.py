@@ -1,7 +1,6 @@
 """Seeded train/validation split by document, identical whatever the number of worker processes.
 
-The anchor split with ``datasets.train_test_split`` after tokenizing in parallel, so the split depended on the
-run. Here document ``i`` (its position among the kept documents, in corpus order) gets a pseudo-random key
+Document ``i`` (its position among the kept documents, in corpus order) gets a pseudo-random key
 from ``(seed, i)`` alone, and the validation set is the ``k`` documents with the smallest keys: exact in size,
 reproducible, and the same for any ``num_proc``.
 """

@@ -1,8 +1,9 @@
-"""Encodes whole documents to the ids of a ``tokenizer.json``, through SentencePiece wherever that is proven
-identical (:mod:`tokenization.sentencepiece_equivalent`), which is about twice as fast on Chinese text.
+"""Encodes whole documents to the ids of a ``tokenizer.json``: with ``tokenizers`` itself, or, on the opt-in fast
+path, through SentencePiece wherever that is proven identical (:mod:`tokenization.sentencepiece_equivalent`),
+about twice as fast on Chinese text.
 
-A document whose normalized text contains an unsafe substring (or an added token such as ``</s>``, which
-``tokenizers`` matches in text) goes to ``tokenizers`` itself, so every id is exactly what
+On the fast path a document whose normalized text contains an unsafe substring (or an added token such as
+``</s>``, which ``tokenizers`` matches in text) goes to ``tokenizers`` itself, so every id is exactly what
 ``AutoTokenizer.from_pretrained(DIR)(text, add_special_tokens=False)`` gives. The others are cut at newlines
 when no merge touches ``\n`` (both encoders treat such a character as a wall), and the parts are encoded in
 one SentencePiece call.
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tokenization.sentencepiece_equivalent import SPACE, SentencePieceEquivalent
+from tokenization.constants import SPACE_PIECE
+from tokenization.sentencepiece_equivalent import SentencePieceEquivalent
 
 
 class DocumentEncoder:
@@ -42,7 +44,7 @@ class DocumentEncoder:
         parts: list[str] = []  # every fast text cut at the boundary character: shorter inputs, 10-20% faster
         counts: list[int] = []
         for i, text in enumerate(texts):
-            if self.unsafe is not None and self.unsafe.search(prefix + text.replace(" ", SPACE)):
+            if self.unsafe is not None and self.unsafe.search(prefix + text.replace(" ", SPACE_PIECE)):
                 slow.append(i)
                 continue
             fast.append(i)

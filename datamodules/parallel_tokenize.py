@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokenization.corpus import OnBadRecord, RejectedRecord, file_kind, open_binary, parse_line
+from tokenization.corpus import OnBadRecord, RejectedRecord, file_kind, numbered_lines, parse_line
 from datamodules.document_encoder import DocumentEncoder
 from tokenization.sentencepiece_equivalent import SentencePieceEquivalent
 
@@ -45,6 +45,7 @@ class Chunk:
     file_index: int
     first_line: int  # 1-based line number of lines[0]
     lines: list[bytes]
+    damage: tuple[str, int, str] | None = None  # the rest of the file is unreadable: (reason, line, detail)
 
 
 @dataclass
@@ -54,23 +55,29 @@ class TokenizedChunk:
     doc_lengths: np.ndarray  # int64 token count per kept document, framing included
     skipped: list[tuple[str, int, str]] = field(default_factory=list)  # (reason, line, detail)
     reference_documents: int = 0  # kept documents encoded by ``tokenizers`` rather than SentencePiece
-    error: tuple[int, str] | None = None  # first bad record under on_bad_record="error": (line, detail)
+    error: tuple[str, int, str] | None = None  # first bad record under on_bad_record="error": (reason, line, detail)
 
 
 def read_chunks(paths: Sequence[Path], chunk_bytes: int) -> Iterator[Chunk]:
-    """Raw lines of every file, grouped into chunks of about ``chunk_bytes``; a chunk never spans files."""
+    """Raw lines of every file, grouped into chunks of about ``chunk_bytes``; a chunk never spans files.
+
+    A damaged compressed file ends with a chunk carrying the damage (after the lines before it).
+    """
     for file_index, path in enumerate(paths):
-        with open_binary(path) as handle:
-            lines: list[bytes] = []
-            size, first = 0, 1
-            for number, raw in enumerate(handle, start=1):
+        lines: list[bytes] = []
+        size, first = 0, 1
+        damage: tuple[str, int, str] | None = None
+        try:
+            for number, raw in numbered_lines(path):
                 lines.append(raw)
                 size += len(raw)
                 if size >= chunk_bytes:
                     yield Chunk(file_index, first, lines)
                     lines, size, first = [], 0, number + 1
-            if lines:
-                yield Chunk(file_index, first, lines)
+        except RejectedRecord as rejected:
+            damage = (rejected.reason, rejected.line or first + len(lines), rejected.detail)
+        if lines or damage is not None:
+            yield Chunk(file_index, first, lines, damage)
 
 
 class ChunkTokenizer:
@@ -95,15 +102,21 @@ class ChunkTokenizer:
         kind = self.kinds[chunk.file_index]
         texts: list[str] = []
         result = TokenizedChunk(chunk.file_index, np.zeros(0, self.dtype), np.zeros(0, np.int64))
+        rejections: list[tuple[str, int, str]] = []
         for offset, raw in enumerate(chunk.lines):
             try:
-                texts.append(parse_line(raw, kind, self.text_field))  # type: ignore[arg-type]
+                text = parse_line(raw, kind, self.text_field)  # type: ignore[arg-type]
             except RejectedRecord as rejected:
-                line = chunk.first_line + offset
-                if self.on_bad_record == "error":
-                    result.error = (line, rejected.detail)
-                    return result
-                result.skipped.append((rejected.reason, line, rejected.detail))
+                rejections.append((rejected.reason, chunk.first_line + offset, rejected.detail))
+                continue
+            if text is not None:
+                texts.append(text)
+        if chunk.damage is not None:
+            rejections.append(chunk.damage)
+        if rejections and self.on_bad_record == "error":
+            result.error = rejections[0]
+            return result
+        result.skipped = rejections
         encoded, result.reference_documents = self.encoder.encode(texts)
         bos, eos = [self.spec.bos_id], [self.spec.eos_id]
         runs: list[list[int]] = []

@@ -60,7 +60,7 @@ class PromptTemplate:
 
 
 def join_instruction(instruction: str, input_: str | None) -> str:
-    """The anchor's rule: a real input goes on a new line after the instruction; placeholders count as empty."""
+    """Chinese-Alpaca's rule: a real input goes on a new line after the instruction; placeholders count as empty."""
     if input_ is None or is_placeholder_input(input_):
         return instruction
     return f"{instruction}\n{input_}"

@@ -1,9 +1,8 @@
 """A training loader that can stop mid-epoch and continue with the next unseen batch.
 
-Long pretraining runs get interrupted. Hugging Face's Trainer resumes by skipping ahead through the batches
-already seen; nanoGPT and litgpt's LoRA recipe keep no data position, so a resumed run repeats data.
-:class:`ResumableLoader` makes the position part of the Lightning checkpoint instead: it is dataset-agnostic (any map-style dataset with
-``__len__``) and is meant to be shared by every stage's DataModule (pretraining blocks, SFT records).
+:class:`ResumableLoader` makes the data position part of the Lightning checkpoint, so a resumed run neither
+repeats nor skips data. It takes any map-style dataset with ``__len__`` and serves every stage's DataModule
+(pretraining blocks, SFT records).
 
 API::
 
@@ -48,6 +47,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from tokenization.errors import UserError
 
 
 def _default_rank_and_world_size() -> tuple[int, int]:
@@ -173,9 +174,10 @@ class ResumableLoader:
         changed = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
         if changed:
             details = ", ".join(f"{k}: checkpoint {old!r} vs now {new!r}" for k, (old, new) in changed.items())
-            raise ValueError(
+            raise UserError(
                 f"cannot resume the data position: the loader changed since the checkpoint ({details}). "
-                "Resume with the same data, seed, batch size and number of devices, or start a new run."
+                "Resume with the same data, block size / sequence length, seed, batch size and number of devices, "
+                "or start a new stage from the checkpoint with `model.init_from` instead of `--ckpt_path`."
             )
         self.epoch = int(state["epoch"])
         self.batches_consumed = int(state["batches_consumed"])

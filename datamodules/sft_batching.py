@@ -1,7 +1,7 @@
 """Few padding tokens per SFT batch: length-grouped batch order plus padding to the batch's longest example.
 
-Alpaca examples range from ~20 to 512 tokens. The anchor shuffled them and padded each batch to its longest
-member, so most tokens of a batch were padding. Here an epoch's order is: seeded shuffle, cut into
+Alpaca examples range from ~20 to 512 tokens, so a batch of randomly drawn examples is mostly padding. An
+epoch's order is therefore: seeded shuffle, cut into
 mega-chunks of ``group_batches`` batches, sort each chunk by length, cut into batches, shuffle the batches.
 Batches hold examples of similar length, while which examples meet in a chunk, and the order batches come
 in, still change every epoch. The batch holding the longest example goes first so that a ``max_seq_length``
@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from datamodules.resumable_loader import ResumableLoader
-from datamodules.sft_examples import IGNORE_INDEX, SFTExample
+from datamodules.sft_examples import SFTExample
+from tokenization.constants import IGNORE_INDEX
 
 
 def length_grouped_batches(
@@ -49,8 +50,7 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 class SFTCollator:
     """Right-pads a list of examples to the longest (optionally rounded up to ``pad_to_multiple_of``).
 
-    The attention mask comes from the lengths, not from ``input_ids != pad_id`` as in the anchor, so padding
-    with a real token id (EOS when a tokenizer has no pad token) can never mask a real EOS.
+    The attention mask comes from the lengths, not from ``input_ids != pad_id``, so padding with a real token id (EOS when a tokenizer has no pad token) can never mask a real EOS.
     """
 
     def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None) -> None:
@@ -73,7 +73,7 @@ class SFTCollator:
 
 
 def pad_token_id(tokenizer) -> int:
-    """The tokenizer's pad token (``[PAD]`` from ``merge --pad-token``, ``<pad>``), else UNK, else EOS.
+    """The tokenizer's pad token (``[PAD]`` from ``merge --pad_token``, ``<pad>``), else UNK, else EOS.
 
     The fallback id only fills positions that the attention mask hides and the labels ignore.
     """

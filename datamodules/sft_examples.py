@@ -1,9 +1,7 @@
 """Turns Alpaca records into token sequences with the prompt masked out of the loss.
 
-Layout (the anchor's): ``[BOS] + tokens(prompt) + tokens(output) + [EOS]``, the output tokenized on its own
-without special tokens, labels ``-100`` on every prompt token. Unlike the anchor, which cut
-``[:max_seq_length]`` (losing the EOS, and for long prompts every label -- a NaN eval loss), an example that is
-too long loses tokens from the end of its instruction first, keeping the template's head and response marker;
+Layout (Chinese-Alpaca's): ``[BOS] + tokens(prompt) + tokens(output) + [EOS]``, the output tokenized on its
+own without special tokens, labels ``-100`` on every prompt token. An example that is too long loses tokens from the end of its instruction first, keeping the template's head and response marker;
 only if that is not enough is the output shortened, and its EOS is always kept. An example with no label left
 is dropped and counted.
 """
@@ -14,10 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from datamodules.alpaca_records import AlpacaRecord
+from tokenization.constants import IGNORE_INDEX
 from tokenization.corpus import SkipReport
 from datamodules.prompt_templates import PromptTemplate
-
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@
 nanoGPT-style: all documents' token ids (each framed BOS ... EOS) concatenated in one flat binary file
 (``uint16`` when the vocabulary fits, else ``uint32``), beside the per-document token counts, the
 validation split flags and a small ``meta.json``. An entry lives in ``<cache_dir>/<key>/`` where ``key`` is
-the SHA-256 of everything that changes the result (the anchor's cache ignored the tokenizer), so changed
+the SHA-256 of everything that changes those files (not the block size: blocks are cut when read), so changed
 inputs or settings get a new entry and unchanged ones are reused instantly.
 
-Safety: an entry is written into ``<key>.partial-<host>-<pid>/`` and renamed into place only when complete;
+Safety: an entry is built aside and renamed into place when complete (:mod:`tokenization.atomic_write`);
 ``meta.json`` records each file's size. An entry whose meta is missing, unreadable, for another key or whose
-files disagree with the recorded sizes (a killed run, a truncated copy) is deleted and rebuilt, never read.
+files disagree with the recorded sizes (a killed copy, a truncated file) is deleted and rebuilt, never read.
 """
 
 from __future__ import annotations
@@ -16,31 +16,40 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import socket
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-#: Bump when the layout or the meaning of the files changes; part of every key.
-FORMAT_VERSION = 1
+from tokenization.atomic_write import (
+    MARKER,
+    DiskFullError,
+    OutputExistsError,
+    atomic_directory,
+    is_zhllama_output,
+    remove_output,
+)
+from tokenization.cache_dir import default_cache_dir
+from tokenization.errors import UserError
+
+#: Bump when the layout, the meaning of the files or the key's contents change; part of every key.
+FORMAT_VERSION = 2
 CACHE_DIR_ENV = "ZHLLAMA_TOKEN_CACHE"
 TOKENS_FILE = "tokens.bin"
 DOC_LENGTHS_FILE = "doc_lengths.bin"  # uint32 token count of each kept document, framing included
 VAL_FLAGS_FILE = "is_val.bin"  # uint8 per document: 1 = validation
 META_FILE = "meta.json"
+ENTRY_KIND = "token_cache"
 
 
-def default_cache_dir() -> Path:
-    """``$ZHLLAMA_TOKEN_CACHE``, else ``$XDG_CACHE_HOME/zhllama/tokens``, else ``~/.cache/zhllama/tokens``."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "zhllama" / "tokens"
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """``cache_dir`` if given, else ``$ZHLLAMA_TOKEN_CACHE``, ``$XDG_CACHE_HOME/zhllama/tokens`` or
+    ``~/.cache/zhllama/tokens``."""
+    return Path(cache_dir).expanduser() if cache_dir else default_cache_dir("tokens", CACHE_DIR_ENV)
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -109,31 +118,22 @@ def _entry_problem(entry: Path, key: str) -> str | None:
 
 
 def open_cache(cache_dir: Path, key: str) -> TokenCache | None:
-    """The complete entry for ``key``, or None. A broken entry is removed (with a warning) so it gets rebuilt."""
+    """The complete entry for ``key``, or None. A broken entry is removed (with a warning) so it gets rebuilt;
+    one without zhllama's marker is left alone and refused."""
     entry = Path(cache_dir) / key
     if not entry.exists():
         return None
     problem = _entry_problem(entry, key)
     if problem is None:
         return TokenCache(entry, json.loads((entry / META_FILE).read_text(encoding="utf-8")))
+    if not is_zhllama_output(entry) and entry.exists():
+        raise UserError(
+            f"{entry}: token cache entry is unusable ({problem}) and not marked as zhllama's (no {MARKER}); "
+            "delete it yourself or choose another --cache_dir"
+        )
     warnings.warn(f"token cache {entry} is incomplete or corrupt ({problem}); deleting and rebuilding it", stacklevel=2)
-    shutil.rmtree(entry, ignore_errors=True)
+    remove_output(entry, missing_ok=True)
     return None
-
-
-def _remove_stale_partials(cache_dir: Path, key: str) -> None:
-    """Deletes this host's leftovers of killed builds (their process is gone); other hosts' are left alone."""
-    host = socket.gethostname()
-    for partial in cache_dir.glob(f"{key}.partial-{host}-*"):
-        pid = partial.name.rsplit("-", 1)[-1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(partial, ignore_errors=True)
-        except PermissionError:
-            pass  # alive, someone else's
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -144,32 +144,20 @@ def _fsync_write(path: Path, data: bytes) -> None:
 
 
 class TokenCacheWriter:
-    """Builds one entry aside and publishes it atomically. Use as a context manager: errors discard it.
+    """Writes one entry's files into a staging directory (see :func:`build_cache`, which publishes it).
 
     ``append`` takes already-framed token ids of whole documents in corpus order; ``finish`` writes the split
-    flags and the meta and renames the directory into place.
+    flags and the meta.
     """
 
-    def __init__(self, cache_dir: Path, key: str, dtype: np.dtype) -> None:
-        self.cache_dir = Path(cache_dir)
+    def __init__(self, staging: Path, key: str, dtype: np.dtype) -> None:
+        self.staging = Path(staging)
         self.key = key
         self.dtype = np.dtype(dtype)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_partials(self.cache_dir, key)
-        self.partial = self.cache_dir / f"{key}.partial-{socket.gethostname()}-{os.getpid()}"
-        shutil.rmtree(self.partial, ignore_errors=True)
-        self.partial.mkdir()
-        self._tokens = open(self.partial / TOKENS_FILE, "wb")
-        self._lengths = open(self.partial / DOC_LENGTHS_FILE, "wb")
+        self._tokens = open(self.staging / TOKENS_FILE, "wb")
+        self._lengths = open(self.staging / DOC_LENGTHS_FILE, "wb")
         self.num_tokens = 0
         self.num_documents = 0
-
-    def __enter__(self) -> TokenCacheWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
 
     def append(self, ids: np.ndarray, doc_lengths: np.ndarray) -> None:
         if ids.dtype != self.dtype:
@@ -183,16 +171,17 @@ class TokenCacheWriter:
 
     def written_doc_lengths(self) -> np.ndarray:
         self._lengths.flush()
-        return np.fromfile(self.partial / DOC_LENGTHS_FILE, dtype=np.uint32).astype(np.int64)
+        return np.fromfile(self.staging / DOC_LENGTHS_FILE, dtype=np.uint32).astype(np.int64)
 
-    def finish(self, is_val: np.ndarray, meta: Mapping[str, Any]) -> TokenCache:
+    def finish(self, is_val: np.ndarray, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """Writes the split flags and ``meta.json``; returns the full meta."""
         if is_val.shape != (self.num_documents,):
             raise ValueError(f"split flags for {is_val.shape} documents, {self.num_documents} were written")
         for handle in (self._tokens, self._lengths):
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
-        _fsync_write(self.partial / VAL_FLAGS_FILE, is_val.astype(np.uint8).tobytes())
+        _fsync_write(self.staging / VAL_FLAGS_FILE, is_val.astype(np.uint8).tobytes())
         full_meta = {
             **meta,
             "key": self.key,
@@ -201,24 +190,43 @@ class TokenCacheWriter:
             "tokens": self.num_tokens,
             "documents": self.num_documents,
             "file_sizes": {
-                name: (self.partial / name).stat().st_size for name in (TOKENS_FILE, DOC_LENGTHS_FILE, VAL_FLAGS_FILE)
+                name: (self.staging / name).stat().st_size for name in (TOKENS_FILE, DOC_LENGTHS_FILE, VAL_FLAGS_FILE)
             },
         }
-        _fsync_write(self.partial / META_FILE, json.dumps(full_meta, indent=1, ensure_ascii=False).encode("utf-8"))
-        final = self.cache_dir / self.key
-        try:
-            os.rename(self.partial, final)
-        except OSError:
-            # Another process published the same key first; theirs is as good as ours when complete.
-            shutil.rmtree(self.partial, ignore_errors=True)
-            existing = open_cache(self.cache_dir, self.key)
-            if existing is None:
-                raise
-            return existing
-        return TokenCache(final, full_meta)
+        _fsync_write(self.staging / META_FILE, json.dumps(full_meta, indent=1, ensure_ascii=False).encode("utf-8"))
+        return full_meta
 
-    def abort(self) -> None:
+    def close(self) -> None:
+        """Closes the files of a failed build; a full disk makes the close fail again, which changes nothing."""
         for handle in (self._tokens, self._lengths):
-            if not handle.closed:
+            with suppress(OSError):
                 handle.close()
-        shutil.rmtree(self.partial, ignore_errors=True)
+
+
+#: Fills a writer with the corpus and returns (validation flags per document, meta to record).
+CacheFiller = Callable[[TokenCacheWriter], tuple[np.ndarray, Mapping[str, Any]]]
+
+
+def build_cache(cache_dir: Path, key: str, dtype: np.dtype, fill: CacheFiller) -> TokenCache:
+    """Builds the entry for ``key`` aside and publishes it at once; safe from several processes at a time.
+
+    When another process published the same key first, its complete entry is used and this one dropped.
+    """
+    cache_dir = Path(cache_dir)
+    entry = cache_dir / key
+    try:
+        with atomic_directory(entry, kind=ENTRY_KIND, replace=False) as staging:
+            writer = TokenCacheWriter(staging, key, dtype)
+            try:
+                is_val, meta = fill(writer)
+                full_meta = writer.finish(is_val, meta)
+            finally:
+                writer.close()
+    except OutputExistsError:
+        existing = open_cache(cache_dir, key)
+        if existing is None:
+            raise
+        return existing
+    except DiskFullError as exc:
+        raise DiskFullError(f"{exc}; --cache_dir moves the token cache") from exc.__cause__
+    return TokenCache(entry, full_meta)

@@ -20,18 +20,20 @@ from typing import Any
 
 import numpy as np
 
-from tokenization.corpus import BadRecordError, OnBadRecord, SkipReport, bad_record_message, resolve_inputs
 from datamodules.doc_split import validation_mask
 from datamodules.parallel_tokenize import TokenizerSpec, tokenize_corpus
 from datamodules.token_cache import (
     TokenCache,
     TokenCacheWriter,
+    build_cache,
     cache_key,
-    default_cache_dir,
+    cache_root,
     input_fingerprint,
     open_cache,
     token_dtype,
 )
+from tokenization.corpus import OnBadRecord, SkipReport, rejection_error, resolve_inputs
+from tokenization.errors import UserError
 from tokenization.sentencepiece_equivalent import NoEquivalent, build_equivalent
 
 
@@ -41,6 +43,14 @@ def default_num_proc() -> int:
     return max(1, min(16, cpus))
 
 
+class TokenizerNotFoundError(UserError, FileNotFoundError):
+    """``tokenizer`` names no tokenizer directory."""
+
+
+class UnusableTokenizerError(UserError, ValueError):
+    """The tokenizer directory cannot frame documents (no fast backend, no BOS or EOS)."""
+
+
 def load_tokenizer_spec(tokenizer: str | Path) -> TokenizerSpec:
     """Reads a Hugging Face tokenizer directory into what the workers need (its BOS/EOS ids included).
 
@@ -48,7 +58,7 @@ def load_tokenizer_spec(tokenizer: str | Path) -> TokenizerSpec:
     """
     path = Path(tokenizer).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise TokenizerNotFoundError(
             f"{tokenizer}: tokenizer directory not found; pass a Hugging Face tokenizer directory "
             "(one written by `zhllama tokenizer merge` or save_pretrained)"
         )
@@ -87,9 +97,9 @@ def _load_tokenizer_spec(path: Path, state: tuple) -> TokenizerSpec:
     tok = TokenizerClass.from_pretrained(path)
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is None:
-        raise ValueError(f"{path}: needs a fast (tokenizers-backed) tokenizer; save it with tokenizer.json")
+        raise UnusableTokenizerError(f"{path}: needs a fast (tokenizers-backed) tokenizer; save it with tokenizer.json")
     if tok.bos_token_id is None or tok.eos_token_id is None:
-        raise ValueError(f"{path}: the tokenizer has no BOS or EOS token; documents are framed BOS ... EOS")
+        raise UnusableTokenizerError(f"{path}: the tokenizer has no BOS or EOS token; documents are framed BOS ... EOS")
     return TokenizerSpec(
         backend_json=backend.to_str(),
         bos_id=int(tok.bos_token_id),
@@ -144,7 +154,6 @@ def prepare_token_cache(
     tokenizer: str | Path,
     inputs: str | Path | Sequence[str | Path],
     *,
-    block_size: int = 512,
     cache_dir: str | Path | None = None,
     text_field: str = "text",
     val_fraction: float = 0.01,
@@ -153,19 +162,19 @@ def prepare_token_cache(
     num_proc: int | None = None,
     on_bad_record: OnBadRecord = "error",
     chunk_bytes: int = 1 << 20,
-    fast_path: bool = True,
+    fast_path: bool = False,
 ) -> PreparedData:
     """Reuses the cache whose key matches these settings or builds it; safe from any process (atomic).
 
-    ``fast_path`` only changes the speed: the ids are the same, so it is not part of the cache key.
+    ``fast_path`` only changes the speed, and the block size only how the tokens are cut when read: neither is
+    part of the cache key.
     """
     start = time.perf_counter()
-    cache_root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    cache_dir = cache_root(cache_dir)
     paths = resolve_inputs(inputs)
     spec = load_tokenizer_spec(tokenizer)
     settings = {
         "tokenizer_sha256": hashlib.sha256(f"{spec.backend_json}\0{spec.bos_id}\0{spec.eos_id}".encode()).hexdigest(),
-        "block_size": block_size,
         "val_fraction": None if val_documents is not None else val_fraction,
         "val_documents": val_documents,
         "seed": seed,
@@ -174,47 +183,53 @@ def prepare_token_cache(
         "on_bad_record": on_bad_record,
     }
     key = cache_key(settings)
-    cache = open_cache(cache_root, key)
-    built = cache is None
-    if cache is None:
+    cache = open_cache(cache_dir, key)
+    if cache is not None:
+        return PreparedData(cache, False, time.perf_counter() - start)
+    spec, fast_path_note = with_fast_path(spec) if fast_path else (spec, "tokenizers only: fast_path is off")
+
+    def fill(writer: TokenCacheWriter) -> tuple[np.ndarray, dict[str, Any]]:
         skipped = SkipReport()
-        spec, fast_path_note = with_fast_path(spec) if fast_path else (spec, "tokenizers only: fast_path is off")
         reference_documents = 0
-        with TokenCacheWriter(cache_root, key, np.dtype(spec.dtype)) as writer:
-            chunks = tokenize_corpus(
-                paths,
-                spec,
-                text_field=text_field,
-                on_bad_record=on_bad_record,
-                num_proc=num_proc or default_num_proc(),
-                chunk_bytes=chunk_bytes,
+        chunks = tokenize_corpus(
+            paths,
+            spec,
+            text_field=text_field,
+            on_bad_record=on_bad_record,
+            num_proc=num_proc or default_num_proc(),
+            chunk_bytes=chunk_bytes,
+        )
+        for chunk in chunks:
+            path = paths[chunk.file_index]
+            if chunk.error is not None:
+                chunks.close()  # stops the workers now
+                raise rejection_error(path, *chunk.error)
+            for reason, line, detail in chunk.skipped:
+                skipped.add(reason, path, line, detail)
+            writer.append(chunk.ids, chunk.doc_lengths)
+            reference_documents += chunk.reference_documents
+        if writer.num_documents == 0:
+            raise UserError(
+                f"no usable documents in {', '.join(map(str, paths))} (skipped: {skipped.as_dict()}); "
+                "check the inputs and --text_field"
             )
-            for chunk in chunks:
-                path = paths[chunk.file_index]
-                if chunk.error is not None:
-                    chunks.close()  # stops the workers now
-                    raise BadRecordError(bad_record_message(path, *chunk.error))
-                for reason, line, detail in chunk.skipped:
-                    skipped.add(reason, path, line, detail)
-                writer.append(chunk.ids, chunk.doc_lengths)
-                reference_documents += chunk.reference_documents
-            if writer.num_documents == 0:
-                raise ValueError(f"no usable documents in {', '.join(map(str, paths))} (skipped: {skipped.as_dict()})")
-            lengths = writer.written_doc_lengths()
-            is_val = validation_mask(writer.num_documents, seed, val_fraction, val_documents)
-            val_tokens = int(lengths[is_val].sum())
-            meta = {
-                "settings": settings,
-                "train_documents": int((~is_val).sum()),
-                "val_documents": int(is_val.sum()),
-                "train_tokens": writer.num_tokens - val_tokens,
-                "val_tokens": val_tokens,
-                "skipped": skipped.as_dict(),
-                "encoded_by": {
-                    "sentencepiece": writer.num_documents - reference_documents,
-                    "tokenizers": reference_documents,
-                    "note": fast_path_note,
-                },
-            }
-            cache = writer.finish(is_val, meta)
-    return PreparedData(cache, built, time.perf_counter() - start)
+        lengths = writer.written_doc_lengths()
+        is_val = validation_mask(writer.num_documents, seed, val_fraction, val_documents)
+        val_tokens = int(lengths[is_val].sum())
+        meta = {
+            "settings": settings,
+            "train_documents": int((~is_val).sum()),
+            "val_documents": int(is_val.sum()),
+            "train_tokens": writer.num_tokens - val_tokens,
+            "val_tokens": val_tokens,
+            "skipped": skipped.as_dict(),
+            "encoded_by": {
+                "sentencepiece": writer.num_documents - reference_documents,
+                "tokenizers": reference_documents,
+                "note": fast_path_note,
+            },
+        }
+        return is_val, meta
+
+    cache = build_cache(cache_dir, key, np.dtype(spec.dtype), fill)
+    return PreparedData(cache, True, time.perf_counter() - start)

@@ -1,7 +1,7 @@
 """``WikiBlocksDataModule``: Chinese corpora packed into fixed-length blocks for continued pretraining.
 
-Every document is tokenized without special tokens and framed ``BOS ... EOS`` (the anchor added no EOS, so
-its models never learned to stop), all documents are concatenated and cut into ``block_size`` blocks with
+Every document is tokenized without special tokens and framed ``BOS ... EOS`` (so the model learns where a
+document ends), all documents are concatenated and cut into ``block_size`` blocks with
 ``labels = input_ids``; only the final remainder of each stream (train, validation) is dropped and reported.
 The tokens live in a memory-mapped cache (:mod:`datamodules.token_cache`) built once by parallel workers in
 flat memory (:mod:`datamodules.token_cache_builder`); the validation split is by document
@@ -11,7 +11,6 @@ flat memory (:mod:`datamodules.token_cache_builder`); the validation split is by
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -20,8 +19,10 @@ from torch.utils.data import DataLoader
 from datamodules.doc_split import validation_count
 from datamodules.resumable_loader import ResumableLoader
 from datamodules.token_blocks import TokenBlocks
-from datamodules.token_cache import TokenCache, default_cache_dir
-from datamodules.token_cache_builder import PreparedData, default_num_proc, prepare_token_cache
+from datamodules.token_cache import TokenCache, cache_root
+from datamodules.token_cache_builder import PreparedData, prepare_token_cache
+from tokenization.corpus import resolve_inputs
+from tokenization.errors import UserError
 
 
 class WikiBlocksDataModule(L.LightningDataModule):
@@ -33,18 +34,20 @@ class WikiBlocksDataModule(L.LightningDataModule):
             ``.txt`` (one document a line).
         block_size: Tokens per training example.
         batch_size: Blocks per batch on each device.
-        cache_dir: Where token caches live; default ``$ZHLLAMA_TOKEN_CACHE`` or ``~/.cache/zhllama/tokens``.
+        cache_dir: Where token caches live; default ``$ZHLLAMA_TOKEN_CACHE``, else
+            ``$XDG_CACHE_HOME/zhllama/tokens``, else ``~/.cache/zhllama/tokens``.
         text_field: JSON field holding the document text.
         val_fraction: Share of documents held out for validation (ignored when ``val_documents`` is set).
         val_documents: Exact number of documents held out for validation.
         seed: Seeds the validation split and the per-epoch shuffling.
-        num_proc: Tokenizer processes when building the cache (default: all CPUs, at most 16).
+        num_proc: Tokenizer processes when building the cache (default: the CPUs of the machine it runs on,
+            at most 16).
         num_workers: DataLoader worker processes.
         on_bad_record: ``error`` stops at a bad record naming ``file:line``; ``skip`` counts and reports it.
         chunk_bytes: Raw text per work item of the tokenizer processes (memory in flight is about
             ``4 * num_proc * chunk_bytes``).
-        fast_path: Encode with SentencePiece wherever it is proven to give the tokenizer's exact ids (about
-            twice as fast on Chinese); ``false`` uses ``tokenizers`` for every document. Same ids, same cache.
+        fast_path: Opt-in: encode with SentencePiece wherever it is proven to give the tokenizer's exact ids
+            (about twice as fast on Chinese). Off, ``tokenizers`` encodes every document. Same ids, same cache.
     """
 
     def __init__(
@@ -58,11 +61,11 @@ class WikiBlocksDataModule(L.LightningDataModule):
         val_fraction: float = 0.01,
         val_documents: int | None = None,
         seed: int = 42,
-        num_proc: int = default_num_proc(),
+        num_proc: int | None = None,
         num_workers: int = 0,
         on_bad_record: Literal["error", "skip"] = "error",
         chunk_bytes: int = 1 << 20,
-        fast_path: bool = True,
+        fast_path: bool = False,
     ) -> None:
         super().__init__()
         if block_size < 1 or batch_size < 1:
@@ -75,7 +78,7 @@ class WikiBlocksDataModule(L.LightningDataModule):
         self.inputs = inputs
         self.block_size = block_size
         self.batch_size = batch_size
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.cache_dir = cache_root(cache_dir)
         self.text_field = text_field
         self.val_fraction = val_fraction
         self.val_documents = val_documents
@@ -92,10 +95,13 @@ class WikiBlocksDataModule(L.LightningDataModule):
     # ---- building the cache ----------------------------------------------------------------------------
     def prepare(self) -> PreparedData:
         """Reuses the matching token cache or builds it; safe to call from any process (the cache is atomic)."""
+        try:
+            resolve_inputs(self.inputs)
+        except (FileNotFoundError, ValueError) as error:
+            raise UserError(f"data.inputs: {error}") from None
         prepared = prepare_token_cache(
             self.tokenizer,
             self.inputs,
-            block_size=self.block_size,
             cache_dir=self.cache_dir,
             text_field=self.text_field,
             val_fraction=self.val_fraction,

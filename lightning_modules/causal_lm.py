@@ -7,8 +7,9 @@ What trains is not decided here but by the trainer's ``FreezePolicy`` callback, 
 from __future__ import annotations
 
 import math
-import time
+from dataclasses import replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -17,13 +18,18 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from lightning_modules.freeze_policy import FreezePolicy, check_same_policy
-from lightning_modules.chunked_cross_entropy import IGNORE_INDEX, linear_cross_entropy
-from lightning_modules.flops import mfu, training_flops_per_token
-from lightning_modules.model_loading import build_causal_lm, resize_vocabulary
+from lightning_modules.freeze_policy import FreezePolicy, check_same_policy, policy_from_record
+from lightning_modules.bits_per_byte import BitsPerByte, token_lengths_tensor
+from lightning_modules.chunked_cross_entropy import linear_cross_entropy
+from lightning_modules.flops import training_flops
+from lightning_modules.model_loading import resize_vocabulary
 from lightning_modules.optimization import adamw, cosine_with_warmup, parameter_groups
+from lightning_modules.stage_checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, lineage_after, read_stage_checkpoint
+from lightning_modules.stage_lineage import Base, StageLineage, whole_tensors
+from lightning_modules.throughput import RollingThroughput
+from tokenization.constants import IGNORE_INDEX
+from tokenization.errors import UserError
 
-CHECKPOINT_KEY = "zhllama"
 
 
 class CausalLMModule(pl.LightningModule):
@@ -53,8 +59,9 @@ class CausalLMModule(pl.LightningModule):
             pretrained: local Hugging Face model directory to start from.
             model_config: instead of ``pretrained``, ``LlamaConfig`` arguments of a random-init model.
             init_seed: seed of the random init (so a checkpoint of trained parameters rebuilds the whole model).
-            init_from: start from a previous stage: its Lightning checkpoint or an exported HF directory
-                (LoRA merged); replaces ``pretrained``/``model_config``.
+            init_from: start from a previous stage: its checkpoint, its run directory (the newest readable
+                checkpoint there) or an exported HF directory; replaces ``pretrained``/``model_config``. Read
+                once, when the stage starts: the stage's checkpoints carry what it contributed.
             tokenizer: HF tokenizer directory; embedding and head grow to ``len(tokenizer)`` (new rows at the mean).
             original_vocab_size: rows that ``new_rows_only`` keeps frozen; default: the base model's vocabulary
                 before any resize in this stage or in earlier stages' checkpoints (an exported HF directory counts
@@ -74,16 +81,23 @@ class CausalLMModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if init_from is not None and (pretrained is not None or model_config is not None):
-            raise ValueError("`init_from` replaces `pretrained`/`model_config`: give only one of them")
+            raise UserError("model.init_from replaces model.pretrained / model.model_config: give only one of them")
         self.model: PreTrainedModel | nn.Module | None = None
         self.freeze_policy: FreezePolicy | None = None
         self.frozen_vocab_rows = 0
+        self.lineage: StageLineage | None = None  # where this stage starts; decided when the model is built
+        self.base_dir: str | None = None  # where the lineage's base is now, when it moved (checked by fingerprint)
+        #: The checkpoint a fit resumes, when known before the model is built (``zhllama fit --ckpt_path``): the
+        #: stage then starts from that checkpoint's lineage and never reads ``init_from``.
+        self.resume_checkpoint: str | None = None
         self._row_frozen_params: list[nn.Parameter] = []
         self._row_hooks: list[Any] = []
         self.strict_loading = False  # checkpoints hold trained parameters only; `on_load_checkpoint` checks them
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
-        self._batch_started = 0.0
+        self.val_bits = BitsPerByte()  # val/bits_per_byte, val/bits_per_char (only with a tokenizer)
+        self.test_bits = BitsPerByte()
+        self.throughput = RollingThroughput()
 
     # ----- building -------------------------------------------------------------------------------------------
     @cached_property
@@ -108,30 +122,40 @@ class CausalLMModule(pl.LightningModule):
         self.model = self._build_base_model()
         policies = [c for c in (self._trainer.callbacks if self._trainer else []) if isinstance(c, FreezePolicy)]
         if len(policies) > 1:
-            raise ValueError(f"at most one FreezePolicy callback per run, got {[type(p).__name__ for p in policies]}")
+            raise UserError(f"at most one FreezePolicy callback per run, got {[type(p).__name__ for p in policies]}")
         if policies:
             self.apply_freeze_policy(policies[0])
 
     def _build_base_model(self) -> PreTrainedModel:
+        """The model this stage starts from: its lineage (base + earlier stages, see ``stage_lineage``) rebuilt."""
         hp = self.hparams
-        if hp.init_from is not None:
-            from lightning_modules.checkpoint_io import restore_module
-
-            source = restore_module(hp.init_from)
-            model, original = source.export_model(), source.original_vocab_size
-        else:
-            model = build_causal_lm(hp.pretrained, hp.model_config, hp.init_seed)
-            original = model.get_input_embeddings().weight.shape[0]
-        if self.tokenizer is not None:
-            resize_vocabulary(model, len(self.tokenizer))
+        if self.lineage is None:
+            self.lineage = self._lineage_at_start()
+        model = self.lineage.build(self.replay_stage, self.base_dir)
+        original = self.lineage.original_vocab_size or model.get_input_embeddings().weight.shape[0]
+        if self.lineage.vocab_size is not None:
+            resize_vocabulary(model, self.lineage.vocab_size)
         self.original_vocab_size = hp.original_vocab_size or original
         max_positions = getattr(model.config, "max_position_embeddings", None)
         if hp.block_size and max_positions and hp.block_size > max_positions:
-            raise ValueError(f"block_size {hp.block_size} exceeds the model's max_position_embeddings {max_positions}")
+            raise UserError(f"block_size {hp.block_size} exceeds the model's max_position_embeddings {max_positions}")
         model.config.use_cache = False
         if hp.activation_checkpointing:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         return model
+
+    def _lineage_at_start(self) -> StageLineage:
+        """Where this run of the stage starts: the lineage of the checkpoint it resumes, else ``init_from``
+        (read now and never again), else the base."""
+        hp = self.hparams
+        if self.resume_checkpoint is not None:
+            return StageLineage.from_record(read_stage_checkpoint(Path(self.resume_checkpoint))[CHECKPOINT_KEY])
+        if hp.init_from is not None:
+            lineage = lineage_after(hp.init_from)
+        else:
+            lineage = StageLineage(Base.of(hp.pretrained, hp.model_config, hp.init_seed))
+        vocab_size = len(self.tokenizer) if self.tokenizer is not None else None
+        return lineage.with_tokenizer(hp.tokenizer, vocab_size, str(hp.init_from))
 
     def apply_freeze_policy(self, policy: FreezePolicy) -> None:
         self.freeze_policy = policy
@@ -148,7 +172,7 @@ class CausalLMModule(pl.LightningModule):
         lm = self.causal_lm
         weights = [w for w in (lm.get_input_embeddings().weight, lm.get_output_embeddings().weight) if w.requires_grad]
         if not weights:
-            raise ValueError("new_rows_only: neither embed_tokens nor lm_head trains; train one of them or drop new_rows_only")
+            raise UserError("new_rows_only: neither embed_tokens nor lm_head trains; train one of them or drop new_rows_only")
         if n >= weights[0].shape[0]:
             raise ValueError(
                 f"new_rows_only: the model has {weights[0].shape[0]} rows and {n} are original, so nothing would "
@@ -198,36 +222,62 @@ class CausalLMModule(pl.LightningModule):
         return loss
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._batch_started = time.perf_counter()
+        self.throughput.start(self.device)
 
     def on_train_batch_end(self, outputs: Any, batch: dict[str, Tensor], batch_idx: int) -> None:
-        seconds = time.perf_counter() - self._batch_started
-        input_ids = batch["input_ids"]
-        tokens_per_s = input_ids.numel() * self.trainer.world_size / seconds
-        self.log("train/tokens_per_s", tokens_per_s)
+        """``train/tokens_per_s``: non-padding tokens of all devices per second; ``train/mfu``: model FLOP/s of
+        this device over ``peak_flops_per_device``. Both over the last steps, the device synchronised."""
+        mask = batch.get("attention_mask")
+        ids = batch["input_ids"]
+        lengths = mask.sum(dim=1).tolist() if mask is not None else [ids.shape[1]] * ids.shape[0]
+        flops = training_flops(self.causal_lm.config, lengths)
+        tokens_per_s, flops_per_s = self.throughput.end(self.device, sum(lengths), flops)
+        self.log("train/tokens_per_s", tokens_per_s * self.trainer.world_size)
         if self.hparams.peak_flops_per_device:
-            per_token = training_flops_per_token(self.causal_lm.config, input_ids.shape[1])
-            self.log("train/mfu", mfu(tokens_per_s / self.trainer.world_size, per_token, self.hparams.peak_flops_per_device))
+            self.log("train/mfu", flops_per_s / self.hparams.peak_flops_per_device)
+
+    def on_validation_start(self) -> None:
+        self.throughput.pause()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, n = self.loss(batch)
         self.val_loss.update(loss, n)
+        if self.token_lengths is not None:
+            self.val_bits.update(loss, batch["labels"][:, 1:], self.token_lengths)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_eval("val", self.val_loss)
+        self._log_eval("val", self.val_loss, self.val_bits)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         loss, n = self.loss(batch)
         self.test_loss.update(loss, n)
+        if self.token_lengths is not None:
+            self.test_bits.update(loss, batch["labels"][:, 1:], self.token_lengths)
 
     def on_test_epoch_end(self) -> None:
-        self._log_eval("test", self.test_loss)
+        self._log_eval("test", self.test_loss, self.test_bits)
 
-    def _log_eval(self, prefix: str, metric: MeanMetric) -> None:
+    @property
+    def token_lengths(self) -> Tensor | None:
+        """The tokenizer's ``[2, vocab]`` bytes/characters per token id, built on first use and kept as a
+        non-persistent buffer on the module's device; None without a tokenizer."""
+        if self.tokenizer is None:
+            return None
+        if getattr(self, "_token_lengths", None) is None:
+            rows = self.causal_lm.get_input_embeddings().weight.shape[0]
+            self.register_buffer("_token_lengths", token_lengths_tensor(self.tokenizer, rows).to(self.device),
+                                 persistent=False)
+        return self._token_lengths
+
+    def _log_eval(self, prefix: str, metric: MeanMetric, bits: BitsPerByte) -> None:
         mean = metric.compute()
         metric.reset()
         self.log(f"{prefix}/loss", mean, prog_bar=True)
         self.log(f"{prefix}/ppl", torch.exp(mean.clamp(max=50.0)))
+        if bits.update_called:
+            for name, value in bits.compute().items():
+                self.log(f"{prefix}/{name}", value)
+        bits.reset()
 
     # ----- optimization ---------------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -256,33 +306,73 @@ class CausalLMModule(pl.LightningModule):
         return {name for name, p in self.named_parameters() if p.requires_grad}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep trained parameters only; the frozen base is rebuilt from the hyper-parameters on load."""
+        """Keep trained parameters only, plus the ``zhllama`` record: the freeze policy, the vocabulary, and the
+        lineage (base fingerprint, earlier stages' tensors) that rebuilds the frozen rest with no other file."""
         trainable = self.trainable_parameter_names()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
         checkpoint[CHECKPOINT_KEY] = {
+            "format": CHECKPOINT_FORMAT,
             "freeze_policy": self.freeze_policy.record() if self.freeze_policy else None,
             "original_vocab_size": self.original_vocab_size,
+            "vocab_size": self.causal_lm.get_input_embeddings().weight.shape[0],
             "trainable": sorted(trainable),
+            **self.lineage.to_record(superseded=whole_tensors(trainable)),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming: same policy and tokenizer, and the model rebuilt from the checkpoint's own lineage when the
+        stage it started from has changed since (continued, moved or deleted)."""
         record = checkpoint.get(CHECKPOINT_KEY)
-        if record is None:
-            raise ValueError("not a zhllama checkpoint (no `zhllama` record); start from it with `model.init_from`")
+        if record is None or record.get("format") != CHECKPOINT_FORMAT:
+            raise UserError("the checkpoint to resume was not written by this zhllama's `zhllama fit` (no zhllama "
+                            f"record of format {CHECKPOINT_FORMAT}); start a new stage from it with model.init_from")
         check_same_policy(record["freeze_policy"], self.freeze_policy.record() if self.freeze_policy else None)
-        if "state_dict" in checkpoint:  # absent under DeepSpeed, whose engine restores the module states itself
-            self.check_trained_state(checkpoint["state_dict"])
+        if "state_dict" not in checkpoint:  # DeepSpeed: its engine restores the whole module itself
+            return
+        saved = StageLineage.from_record(record)
+        if self.hparams.tokenizer is not None:
+            saved.check_tokenizer(self.hparams.tokenizer, len(self.tokenizer), "the checkpoint to resume")
+        if not saved.same_start(self.lineage, whole_tensors(self.trainable_parameter_names())):
+            self._restart_from(saved)
+        self.check_trained_state(checkpoint["state_dict"])
 
-    def check_trained_state(self, state_dict: dict[str, Tensor]) -> None:
+    @staticmethod
+    def replay_stage(model: PreTrainedModel, stage: dict[str, Any]) -> PreTrainedModel:
+        """``model`` after an earlier stage: its policy applied, its (kept) trained tensors loaded, LoRA merged."""
+        replay = CausalLMModule()
+        replay.model, replay.original_vocab_size = model, stage["original_vocab_size"]
+        if stage["freeze_policy"] is not None:
+            replay.apply_freeze_policy(policy_from_record(stage["freeze_policy"]))
+        replay.load_trained_state(stage["trained"], complete=False)
+        return replay.export_model()
+
+    def _restart_from(self, lineage: StageLineage) -> None:
+        """Rebuild the model on ``lineage`` before the strategy sets it up (as ``configure_model`` did)."""
+        if lineage.base.identity() == self.lineage.base.identity():
+            lineage = replace(lineage, base=self.lineage.base)  # the same base, where this run found it
+        for hook in self._row_hooks:
+            hook.remove()
+        self._row_hooks, self._row_frozen_params, self.frozen_vocab_rows = [], [], 0
+        self.model, self.lineage = None, lineage
+        trainer = self.trainer
+        with trainer.strategy.tensor_init_context(), trainer.precision_plugin.module_init_context():
+            self.model = self._build_base_model()
+        if self.freeze_policy is not None:
+            self.apply_freeze_policy(self.freeze_policy)
+
+    def check_trained_state(self, state_dict: dict[str, Tensor], complete: bool = True) -> None:
+        """``state_dict`` holds trained parameters of this model: each of them (``complete``) or some."""
         trainable = self.trainable_parameter_names()
-        missing, unexpected = sorted(trainable - state_dict.keys()), sorted(state_dict.keys() - trainable)
+        missing = sorted(trainable - state_dict.keys()) if complete else []
+        unexpected = sorted(state_dict.keys() - trainable)
         if missing or unexpected:
-            raise ValueError(
+            raise UserError(
                 f"checkpoint does not match this model's trainable parameters: missing {missing[:5]} "
                 f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})"
             )
 
-    def load_trained_state(self, state_dict: dict[str, Tensor]) -> None:
-        """Load a checkpoint's trained parameters into the built, policy-applied model."""
-        self.check_trained_state(state_dict)
+    def load_trained_state(self, state_dict: dict[str, Tensor], complete: bool = True) -> None:
+        """Load a checkpoint's trained parameters into the built, policy-applied model (``complete=False``: an
+        earlier stage's tensors, of which later stages superseded some)."""
+        self.check_trained_state(state_dict, complete)
         self.load_state_dict(state_dict, strict=False)

@@ -1,58 +1,57 @@
-"""Turn what a stage wrote back into a full model: the one entry point for resuming stages, export and chaining."""
+"""Turn what a stage wrote back into the full module it trained (what ``zhllama export`` saves).
+
+A source is a checkpoint file written by ``zhllama fit``, a run directory (its newest readable checkpoint), or a
+Hugging Face model directory (an exported stage or any base). Files are read with ``weights_only=True`` only:
+a checkpoint is data, and a crafted pickle is refused before any of its code could run. The model is built the
+way every stage builds its start -- ``CausalLMModule._build_base_model`` replaying a ``StageLineage`` -- so export,
+``init_from`` and resuming share one path.
+"""
 
 from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
+from lightning_modules.causal_lm import CausalLMModule
 from lightning_modules.freeze_policy import policy_from_record
-from lightning_modules.causal_lm import CHECKPOINT_KEY, CausalLMModule
+from lightning_modules.stage_checkpoint import CHECKPOINT_KEY, checkpoint_file, is_model_dir, read_stage_checkpoint
+from lightning_modules.stage_lineage import StageLineage
+from tokenization.errors import UserError
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
 
-
-def restore_module(source: str | os.PathLike) -> CausalLMModule:
+def restore_module(
+    source: str | os.PathLike,
+    base_dir: str | None = None,
+    at_start: Callable[[CausalLMModule], None] | None = None,
+) -> CausalLMModule:
     """Rebuild the full ``CausalLMModule`` a stage trained, on CPU, in the default dtype.
 
-    ``source`` is either
-      * a Lightning checkpoint file written by ``zhllama fit`` (e.g. ``.../checkpoints/last.ckpt``): the module is
-        re-created from the checkpoint's hyper-parameters (base model from ``pretrained`` / ``model_config`` +
-        ``init_seed``, or recursively from its own ``init_from``; tokenizer resize), the freeze policy recorded in
-        the checkpoint is re-applied (so LoRA checkpoints come back as a peft-wrapped model), and the trained
-        parameters the checkpoint holds are loaded (a missing or unexpected one is an error); or
-      * a Hugging Face model directory (``config.json``), e.g. an exported stage: loaded as is, no policy, with its
-        tokenizer when the directory has one.
-
-    The returned module's ``model`` is ready for evaluation (call ``.eval()``); ``module.export_model()`` gives a
-    plain ``*ForCausalLM`` with LoRA merged (what ``zhllama export`` saves and what ``init_from`` starts from),
-    ``module.tokenizer`` the attached tokenizer, ``module.original_vocab_size`` the base vocabulary size.
-    Relative paths stored in the hyper-parameters are resolved from the current directory.
+    A checkpoint is rebuilt from its own record only: its base (at the recorded absolute path, or at
+    ``base_dir`` for a base that moved, checked against the fingerprint), its earlier stages' tensors, its
+    freeze policy and its trained parameters; no earlier stage's file is read. A model directory is loaded as
+    is, no policy, with its tokenizer when it has one. ``module.export_model()`` is then the plain merged model.
+    ``at_start`` sees the module holding the model the stage started from, before its policy and tensors.
     """
-    path = Path(source)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{path}: a directory without config.json; pass a Lightning .ckpt file or an exported Hugging Face "
-                "directory (a DeepSpeed checkpoint directory must first be converted with Lightning's "
-                "convert_zero_checkpoint_to_fp32_state_dict)"
-            )
-        has_tokenizer = any((path / name).is_file() for name in TOKENIZER_FILES)
+    path = Path(source).expanduser().resolve()
+    if path.is_dir() and is_model_dir(path):
+        if base_dir is not None:
+            raise UserError(f"--base {base_dir}: {path} is a model directory, which needs no base; drop --base")
+        has_tokenizer = (path / "tokenizer_config.json").is_file()
         module = CausalLMModule(pretrained=str(path), tokenizer=str(path) if has_tokenizer else None)
         module.configure_model()
         return module
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file or model directory")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    record = checkpoint.get(CHECKPOINT_KEY)
-    if record is None or "hyper_parameters" not in checkpoint:
-        raise ValueError(f"{path}: not a checkpoint written by `zhllama fit` (no hyper-parameters / zhllama record)")
-    # LightningCLI adds bookkeeping entries (`_instantiator`, `_class_path`) beside the constructor arguments
-    arguments = inspect.signature(CausalLMModule).parameters
-    module = CausalLMModule(**{k: v for k, v in checkpoint["hyper_parameters"].items() if k in arguments})
+    checkpoint = read_stage_checkpoint(checkpoint_file(path), mmap=True)
+    record = checkpoint[CHECKPOINT_KEY]
+    arguments = inspect.signature(CausalLMModule).parameters  # LightningCLI adds `_instantiator`, `_class_path`
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in arguments}
+    module = CausalLMModule(**{**hparams, "tokenizer": None, "init_from": None})  # the record replaces both
+    module.lineage, module.base_dir = StageLineage.from_record(record), base_dir
     module.configure_model()
+    module.original_vocab_size = record["original_vocab_size"]
+    if at_start is not None:
+        at_start(module)
     if record["freeze_policy"] is not None:
         module.apply_freeze_policy(policy_from_record(record["freeze_policy"]))
     module.load_trained_state(checkpoint["state_dict"])

@@ -1,26 +1,33 @@
-"""Analytic training FLOPs per token and MFU, nanoGPT/PaLM style.
+"""Model FLOPs of a training step of a LLaMA-family model, counted analytically from its config.
 
-Lightning's peak-FLOP/s table does not know every accelerator (the H200 is missing), so the peak is an argument.
+Counts the matmuls of forward and backward for every parameter whatever is frozen (the usual MFU convention, so
+figures compare across freeze policies) and PaLM's attention term (appendix B). Lightning's peak-FLOP/s table
+does not know every accelerator, so the peak a figure is divided by is the user's ``peak_flops_per_device``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from transformers import PretrainedConfig
 
 
-def training_flops_per_token(config: PretrainedConfig, seq_len: int) -> float:
-    """Model FLOPs of one trained token: 6 x parameters (forward + backward matmuls) plus attention scores,
-    12 x layers x hidden x seq_len (PaLM appendix B). Counts the full model whatever is frozen, the usual MFU
-    convention, so numbers compare across freeze policies and codebases."""
-    d, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
-    heads, kv_heads = config.num_attention_heads, getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+def matmul_parameters(config: PretrainedConfig) -> int:
+    """Parameters that take part in a matmul per token: every projection and the output head (an embedding lookup
+    is no matmul)."""
+    d, heads = config.hidden_size, config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or d // heads
-    attn = d * head_dim * (2 * heads + 2 * kv_heads)
+    attention = d * head_dim * (2 * heads + 2 * kv_heads)
     mlp = 3 * d * config.intermediate_size
-    params = layers * (attn + mlp) + vocab * d  # the head is a matmul; embedding lookups are not
-    return 6.0 * params + 12.0 * layers * d * seq_len
+    return config.num_hidden_layers * (attention + mlp) + config.vocab_size * d
 
 
-def mfu(tokens_per_second: float, flops_per_token: float, peak_flops_per_second: float) -> float:
-    """Model FLOPs utilisation: achieved model FLOP/s over the device's peak (same precision as the run)."""
-    return tokens_per_second * flops_per_token / peak_flops_per_second
+def training_flops(config: PretrainedConfig, sequence_lengths: Iterable[int]) -> float:
+    """FLOPs of forward + backward over sequences of these lengths (padding excluded): 6 x matmul parameters per
+    token, plus 12 x layers x attention width x length per token for the attention scores and their use."""
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    per_token = 6.0 * matmul_parameters(config)
+    attention = 12.0 * config.num_hidden_layers * heads * head_dim
+    return sum(per_token * n + attention * n * n for n in sequence_lengths)

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch import Callback
 
+from tokenization.errors import UserError
+
 if TYPE_CHECKING:
     from lightning_modules.causal_lm import CausalLMModule
 
 
-class FreezePolicyMismatchError(RuntimeError):
+class FreezePolicyMismatchError(UserError):
     """A checkpoint was trained under one freeze policy and is being resumed or loaded under another."""
 
 

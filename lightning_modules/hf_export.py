@@ -1,11 +1,9 @@
-"""Checkpoint -> a model anyone can load: a standalone Hugging Face directory, or a PEFT adapter directory.
+"""Checkpoint -> a model anyone can load: a standalone Hugging Face directory, or a base plus a PEFT adapter.
 
-The module is rebuilt by :func:`lightning_modules.checkpoint_io.restore_module` (the one restore path). Before
-anything heavy is loaded the checkpoint is checked against what it names -- the base model, the tokenizer --
-so a moved base or a re-merged tokenizer is refused with the fix, instead of failing deep inside
-``load_state_dict`` or, worse, exporting a model whose embedding rows mean other tokens. Outputs are written
-beside the destination and renamed into place, so an interrupted export never leaves a half-written model
-where a loader would pick it up.
+The module is rebuilt by :func:`lightning_modules.checkpoint_io.restore_module` (the one restore path) from the
+checkpoint alone: its pinned base, its earlier stages' tensors and its own; the tokenizer it trained with travels
+inside the checkpoint. The output is written through ``atomic_directory``: built aside, renamed into place, never
+over a directory zhllama did not write nor over the checkpoint being read.
 
 Two refusals exist because the anchor shipped their failure modes: an adapter directory holding no LoRA or
 embedding weights (its "443-byte adapter_model.bin", written under DeepSpeed ZeRO with partitioned
@@ -16,132 +14,110 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import torch
+from safetensors.torch import load_file
 from transformers import AutoTokenizer, PreTrainedModel
 
 from datamodules.sft_batching import pad_token_id
-from lightning_modules.causal_lm import CHECKPOINT_KEY, CausalLMModule
+from lightning_modules.base_fingerprint import tokenizer_difference, tokenizer_files, tokenizer_fingerprint
+from lightning_modules.causal_lm import CausalLMModule
 from lightning_modules.checkpoint_io import restore_module
+from lightning_modules.freeze_policy import describe
 from lightning_modules.generation import DTYPES
+from lightning_modules.stage_checkpoint import CHECKPOINT_KEY, checkpoint_file, is_model_dir, read_stage_checkpoint
+from tokenization.atomic_write import atomic_directory, check_output, is_zhllama_output
+from tokenization.errors import UserError
 
 Dtype = Literal["bf16", "fp16", "fp32"]
 EMBEDDING_NAMES = ("embed_tokens", "lm_head")
-SENTENCEPIECE_FILE = "tokenizer.model"
+ADAPTER_BASE = "base"  # the adapter directory's subdirectory holding the model the adapter applies to
 
 
-class ExportError(ValueError):
-    """The checkpoint cannot be exported as asked; the message says why and what to do."""
+@dataclass
+class ExportSource:
+    """What an export reads: the checkpoint (or model directory), its record, the tokenizer files, and every
+    path the output must not replace."""
+
+    path: Path
+    record: dict[str, Any] | None
+    tokenizer: dict[str, bytes]
+    inputs: list[Path]
 
 
-def _load_tokenizer(path: str | os.PathLike):
-    if not (Path(path) / "tokenizer_config.json").is_file():
-        raise ExportError(
-            f"tokenizer directory {path} is missing (no tokenizer_config.json); restore it or pass --tokenizer DIR"
-        )
-    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+def export_source(ckpt: str | os.PathLike, tokenizer_dir: str | None, base_dir: str | None) -> ExportSource:
+    """Reads (weights_only) and checks what ``ckpt`` names, before anything heavy is built."""
+    path = Path(ckpt).expanduser().resolve()
+    if path.is_dir() and is_model_dir(path):
+        files = tokenizer_files(Path(tokenizer_dir) if tokenizer_dir else path)
+        return ExportSource(path, None, _required(files, path), [path])
+    path = checkpoint_file(path)
+    record = read_stage_checkpoint(path, mmap=True)[CHECKPOINT_KEY]
+    recorded = record["tokenizer"]
+    if tokenizer_dir is not None and recorded is not None:
+        difference = tokenizer_difference(tokenizer_fingerprint(recorded["files"]),
+                                          tokenizer_fingerprint(tokenizer_files(Path(tokenizer_dir))))
+        if difference:
+            raise UserError(f"{path}: trained with the tokenizer {recorded['path']}, not {tokenizer_dir} "
+                            f"({difference}); drop --tokenizer (the checkpoint carries its own)")
+    files = recorded["files"] if recorded is not None else tokenizer_files(Path(tokenizer_dir)) if tokenizer_dir else {}
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    inputs = [path, path.parent, run_dir]
+    for extra in (base_dir or record["base"]["pretrained"], tokenizer_dir):
+        if extra is not None:
+            inputs.append(Path(extra).expanduser().resolve())
+    return ExportSource(path, record, _required(files, path), inputs)
 
 
-def check_checkpoint(ckpt: str | os.PathLike, tokenizer_dir: str | None = None):
-    """Checks a ``zhllama fit`` checkpoint's base, tokenizer and vocabulary; returns (dir, tokenizer) to export.
-
-    A Hugging Face directory (an earlier export) is checked for its tokenizer only.
-    """
-    path = Path(ckpt)
-    if path.is_dir():
-        tokenizer_dir = tokenizer_dir or str(path)
-        return tokenizer_dir, _load_tokenizer(tokenizer_dir)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such checkpoint file or model directory")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    hparams = checkpoint.get("hyper_parameters")
-    if hparams is None or CHECKPOINT_KEY not in checkpoint:
-        raise ExportError(f"{path}: not a checkpoint written by `zhllama fit` (no hyper-parameters / zhllama record)")
-    for key in ("pretrained", "init_from"):
-        base = hparams.get(key)
-        if base is not None and not Path(base).exists():
-            raise ExportError(
-                f"{path}: its base model `{key}: {base}` is missing; put it back at that path (relative paths are "
-                "resolved from the current directory) and export again"
-            )
-    trained_with = hparams.get("tokenizer")
-    if tokenizer_dir and trained_with and Path(tokenizer_dir).resolve() != Path(trained_with).resolve():
-        raise ExportError(
-            f"{path}: trained with the tokenizer {trained_with}, not {tokenizer_dir}; drop --tokenizer"
-        )
-    tokenizer_dir = tokenizer_dir or trained_with or _base_tokenizer_dir(hparams)
-    if tokenizer_dir is None:
-        raise ExportError(
-            f"{path}: the checkpoint names no tokenizer and its base has none; pass --tokenizer DIR (the tokenizer "
-            "the model was trained with)"
-        )
-    tokenizer = _load_tokenizer(tokenizer_dir)
-    for name, tensor in checkpoint["state_dict"].items():
-        if name.endswith(tuple(f"{n}.weight" for n in EMBEDDING_NAMES)) and tensor.shape[0] != len(tokenizer):
-            raise ExportError(
-                f"{path}: vocabulary mismatch: {name} has {tensor.shape[0]} rows but the tokenizer {tokenizer_dir} "
-                f"has {len(tokenizer)} tokens; export with the tokenizer the checkpoint was trained with"
-            )
-    return str(tokenizer_dir), tokenizer
+def _required(files: dict[str, bytes], source: Path) -> dict[str, bytes]:
+    if "tokenizer_config.json" not in files:
+        raise UserError(f"{source}: names no tokenizer (none recorded, none beside the model); pass --tokenizer DIR, "
+                        "the tokenizer the model was trained with")
+    return files
 
 
-def _base_tokenizer_dir(hparams: dict) -> str | None:
-    base = hparams.get("pretrained") or hparams.get("init_from")
-    if base and (Path(base) / "tokenizer_config.json").is_file():
-        return str(base)
-    return None
+def check_destination(output: str | os.PathLike, source: ExportSource, overwrite: bool) -> Path:
+    """``output`` resolved; an earlier zhllama output is replaced only with ``overwrite``."""
+    output = check_output(Path(output), source.inputs)
+    if output.is_dir() and any(output.iterdir()) and is_zhllama_output(output) and not overwrite:
+        raise UserError(f"{output}: holds an earlier zhllama output; pass --overwrite to replace it, or choose "
+                        "another --output")
+    return output
 
 
-def _adapter_base(module: CausalLMModule) -> str:
-    """The HF directory a PEFT adapter applies to: the module's ``pretrained`` (or ``init_from`` directory)."""
-    hp = module.hparams
-    for base in (hp.get("pretrained"), hp.get("init_from")):
-        if base is not None and (Path(base) / "config.json").is_file():
-            return str(Path(base).resolve())
-    origin = f"the checkpoint {hp.get('init_from')}" if hp.get("init_from") else "a random init (model_config)"
-    raise ExportError(
-        f"an adapter needs a base model directory to apply to, but this model starts from {origin}; export the "
-        "full model (drop --adapter), or export that stage as a Hugging Face directory and train from it"
-    )
-
-
-def _write_aside(output: Path, overwrite: bool) -> Path:
-    if output.is_file():
-        raise ExportError(f"{output} is a file; --output names a directory")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise ExportError(f"{output} exists and is not empty; choose another --output or pass --overwrite")
-    partial = output.with_name(f".{output.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    return partial
-
-
-def _move_into_place(partial: Path, output: Path) -> None:
-    if output.exists():
-        old = output.with_name(f".{output.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        output.rename(old)
-        partial.rename(output)
-        shutil.rmtree(old)
-    else:
-        partial.rename(output)
-
-
-def _save_tokenizer(tokenizer, tokenizer_dir: str, out: Path) -> None:
+def _write_tokenizer(files: dict[str, bytes], out: Path):
+    """The trained tokenizer's files, plus the ``transformers`` files saved from them (a fast tokenizer.json)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    tokenizer = AutoTokenizer.from_pretrained(out, local_files_only=True)
     tokenizer.save_pretrained(out)
-    source = Path(tokenizer_dir) / SENTENCEPIECE_FILE
-    if source.is_file() and not (out / SENTENCEPIECE_FILE).exists():  # for SentencePiece-based tools (llama.cpp)
-        shutil.copyfile(source, out / SENTENCEPIECE_FILE)
+    return tokenizer
 
 
-def _set_special_tokens(model: PreTrainedModel, tokenizer) -> None:
+def _prepare(model: PreTrainedModel, tokenizer, source: Path, dtype: Dtype) -> None:
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows != len(tokenizer):
+        raise UserError(f"{source}: vocabulary mismatch: the model has {rows} embedding rows, the tokenizer "
+                        f"{len(tokenizer)} tokens; export with the tokenizer the model was trained with")
+    model.config.vocab_size = len(tokenizer)
+    model.config.use_cache = True
     for config in (model.config, model.generation_config):
         config.bos_token_id = tokenizer.bos_token_id
         config.eos_token_id = tokenizer.eos_token_id
         config.pad_token_id = pad_token_id(tokenizer)
+    model.to(DTYPES[dtype])
+
+
+def _write_provenance(out: Path, source: ExportSource, kind: str, dtype: str, vocab_size: int) -> None:
+    record = {"source": str(source.path), "kind": kind, "dtype": dtype, "vocab_size": vocab_size,
+              "tokenizer_sha256": tokenizer_fingerprint(source.tokenizer)}
+    if source.record is not None:
+        base = source.record["base"]
+        record["base"] = base["pretrained"] or {"model_config": base["model_config"], "init_seed": base["init_seed"]}
+    (out / "zhllama_export.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 def export_model(
@@ -151,74 +127,67 @@ def export_model(
     tokenizer_dir: str | None = None,
     max_shard_size: str = "2GB",
     overwrite: bool = False,
+    base_dir: str | None = None,
 ) -> Path:
     """Writes LoRA-merged weights (safetensors shards), config with ``vocab_size == len(tokenizer)``, and the
     tokenizer; loadable offline by ``AutoModelForCausalLM`` / ``AutoTokenizer.from_pretrained(output)``."""
-    output = Path(output)
-    tokenizer_dir, tokenizer = check_checkpoint(ckpt, tokenizer_dir)
-    model = restore_module(ckpt).export_model().eval()
-    rows = model.get_input_embeddings().weight.shape[0]
-    if rows != len(tokenizer):
-        raise ExportError(
-            f"{ckpt}: vocabulary mismatch: the model has {rows} embedding rows, the tokenizer {tokenizer_dir} "
-            f"{len(tokenizer)} tokens; export with the tokenizer the model was trained with"
-        )
-    model.config.vocab_size = len(tokenizer)
-    _set_special_tokens(model, tokenizer)
-    model.to(DTYPES[dtype])
-    partial = _write_aside(output, overwrite)
-    model.save_pretrained(partial, max_shard_size=max_shard_size)
-    _save_tokenizer(tokenizer, tokenizer_dir, partial)
-    _write_provenance(partial, ckpt, "model", dtype, len(tokenizer))
-    _move_into_place(partial, output)
+    source = export_source(ckpt, tokenizer_dir, base_dir)
+    output = check_destination(output, source, overwrite)
+    with atomic_directory(output, kind="export", inputs=source.inputs) as staging:
+        tokenizer = _write_tokenizer(source.tokenizer, staging)
+        model = restore_module(source.path, base_dir).export_model().eval()
+        _prepare(model, tokenizer, source.path, dtype)
+        model.save_pretrained(staging, max_shard_size=max_shard_size)
+        _write_provenance(staging, source, "model", dtype, len(tokenizer))
     return output
 
 
 def export_adapter(
     ckpt: str | os.PathLike,
     output: str | os.PathLike,
-    dtype: Dtype = "fp32",
+    dtype: Dtype = "bf16",
     tokenizer_dir: str | None = None,
     overwrite: bool = False,
+    base_dir: str | None = None,
 ) -> Path:
-    """Writes the LoRA weights plus the full (resized, trained) embedding and head, and the tokenizer, so that
-    ``PeftModel.from_pretrained(base resized to len(tokenizer), output)`` is the trained model."""
-    from safetensors.torch import load_file
+    """Writes ``output/base/``, the model the stage started from (base and earlier stages merged, vocabulary
+    resized, with the tokenizer), and beside it this stage's LoRA with its trained embedding and head as a PEFT
+    adapter: ``PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(output/"base"), output)``."""
+    source = export_source(ckpt, tokenizer_dir, base_dir)
+    trained = source.record["trainable"] if source.record is not None else []
+    if not any("lora_" in name for name in trained):
+        record = source.record
+        policy = describe(record["freeze_policy"]) if record is not None else "nothing (a model directory)"
+        raise UserError(f"{source.path}: trained {policy}, no LoRA, so there is no adapter to write (what it "
+                        "trained are whole weights); export the full model instead (drop --adapter)")
+    output = check_destination(output, source, overwrite)
+    with atomic_directory(output, kind="export", inputs=source.inputs) as staging:
+        tokenizer = _write_tokenizer(source.tokenizer, staging)
 
-    output = Path(output)
-    tokenizer_dir, tokenizer = check_checkpoint(ckpt, tokenizer_dir)
-    module = restore_module(ckpt)
-    model = module.model
-    if not hasattr(model, "peft_config"):
-        raise ExportError(
-            f"{ckpt}: holds no LoRA adapter (it was trained without one), so an adapter would carry no LoRA "
-            "weights; export the full model instead (drop --adapter)"
-        )
-    base = _adapter_base(module)
-    for config in model.peft_config.values():
-        config.base_model_name_or_path = base
-    model.to(DTYPES[dtype])
-    partial = _write_aside(output, overwrite)
-    model.save_pretrained(partial, save_embedding_layers=True)
-    weights = partial / "adapter_model.safetensors"
-    state = load_file(weights) if weights.is_file() else {}
-    lora = [k for k, v in state.items() if "lora_" in k and v.numel() > 0]
-    embeddings = [k for k, v in state.items() if any(n in k for n in EMBEDDING_NAMES) and v.numel() > 0]
-    if not lora or not embeddings or any(v.numel() == 0 for v in state.values()):
-        size = weights.stat().st_size if weights.is_file() else 0
-        shutil.rmtree(partial)
-        raise ExportError(
-            f"{ckpt}: refusing to write an adapter with {len(lora)} LoRA and {len(embeddings)} embedding tensors "
-            f"({size} bytes; cf. the anchor's empty 443-byte "
-            "adapter, saved from partitioned ZeRO parameters): consolidate the checkpoint first "
-            "(Lightning's convert_zero_checkpoint_to_fp32_state_dict)"
-        )
-    _save_tokenizer(tokenizer, tokenizer_dir, partial)
-    _write_provenance(partial, ckpt, "adapter", dtype, len(tokenizer))
-    _move_into_place(partial, output)
+        def save_start(module: CausalLMModule) -> None:
+            _prepare(module.model, tokenizer, source.path, dtype)
+            module.model.save_pretrained(staging / ADAPTER_BASE)
+            _write_tokenizer(source.tokenizer, staging / ADAPTER_BASE)
+
+        model = restore_module(source.path, base_dir, at_start=save_start).model
+        for config in model.peft_config.values():
+            config.base_model_name_or_path = str(output / ADAPTER_BASE)
+        model.to(DTYPES[dtype])
+        model.save_pretrained(staging, save_embedding_layers=True)
+        _check_adapter(staging / "adapter_model.safetensors", source.path,
+                       any(n in name for name in trained for n in EMBEDDING_NAMES))
+        _write_provenance(staging, source, "adapter", dtype, len(tokenizer))
     return output
 
 
-def _write_provenance(out: Path, ckpt: str | os.PathLike, kind: str, dtype: str, vocab_size: int) -> None:
-    record = {"source": str(Path(ckpt).resolve()), "kind": kind, "dtype": dtype, "vocab_size": vocab_size}
-    (out / "zhllama_export.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+def _check_adapter(weights: Path, source: Path, trained_embeddings: bool) -> None:
+    state = load_file(weights) if weights.is_file() else {}
+    lora = [k for k, v in state.items() if "lora_" in k and v.numel() > 0]
+    embeddings = [k for k, v in state.items() if any(n in k for n in EMBEDDING_NAMES) and v.numel() > 0]
+    if not lora or (trained_embeddings and not embeddings) or any(v.numel() == 0 for v in state.values()):
+        size = weights.stat().st_size if weights.is_file() else 0
+        raise UserError(
+            f"{source}: refusing to write an adapter with {len(lora)} LoRA and {len(embeddings)} embedding tensors "
+            f"({size} bytes; cf. the anchor's empty 443-byte adapter, saved from partitioned ZeRO parameters): "
+            "consolidate the checkpoint first (Lightning's convert_zero_checkpoint_to_fp32_state_dict)"
+        )

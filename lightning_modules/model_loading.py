@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from tokenization.errors import UserError
+
 
 def tiny_llama_config(
     vocab_size: int = 32000,
@@ -44,14 +46,19 @@ def build_causal_lm(
     model_config: dict[str, Any] | None = None,
     init_seed: int = 0,
 ) -> PreTrainedModel:
-    """Load ``pretrained`` (a local HF directory, never the hub) or build ``LlamaConfig(**model_config)``
-    with weights drawn from ``init_seed`` (global RNG state is left untouched). SDPA attention; weights in the
-    current default dtype, so Lightning's ``*-true`` precisions load the model directly in that dtype."""
+    """Load ``pretrained`` (a local HF directory or ``.gguf`` file, never the hub) or build
+    ``LlamaConfig(**model_config)`` with weights drawn from ``init_seed`` (global RNG state is left untouched).
+    SDPA attention; weights in the current default dtype, so Lightning's ``*-true`` precisions load the model
+    directly in that dtype (a ``.gguf`` is dequantised to it)."""
     if (pretrained is None) == (model_config is None):
-        raise ValueError("give exactly one of `pretrained` (a local Hugging Face model directory) or `model_config`")
+        raise UserError("give exactly one of `pretrained` (a local Hugging Face model directory) or `model_config`")
     dtype = torch.get_default_dtype()
     if pretrained is not None:
         path = Path(pretrained)
+        if path.suffix == ".gguf" and path.is_file():  # llama.cpp's file: transformers dequantises it to `dtype`
+            return AutoModelForCausalLM.from_pretrained(
+                path.parent, gguf_file=path.name, dtype=dtype, attn_implementation="sdpa", local_files_only=True
+            )
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a Hugging Face model directory (no config.json); pass a local dir")
         return AutoModelForCausalLM.from_pretrained(
@@ -67,7 +74,7 @@ def build_causal_lm(
 @torch.no_grad()
 def resize_vocabulary(model: PreTrainedModel, new_size: int) -> int:
     """Grow ``embed_tokens`` and ``lm_head`` to ``new_size`` rows; new rows start at the mean of the old ones
-    (the anchor drew N(0, 0.02): mean rows start the new tokens as an "average" token instead of noise) and
+    (an "average" token rather than noise) and
     every original row stays bit-identical. Returns the old size. Never shrinks: that would drop trained rows."""
     old_size = model.get_input_embeddings().weight.shape[0]
     if new_size < old_size:

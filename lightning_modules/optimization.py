@@ -1,4 +1,4 @@
-"""AdamW over trainable parameters only, and the cosine-with-warmup schedule the anchor used."""
+"""AdamW over trainable parameters only, and the cosine-with-warmup learning-rate schedule."""
 
 from __future__ import annotations
 

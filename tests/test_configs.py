@@ -46,3 +46,16 @@ def test_llama7b_recipes(name: str, lr: float, epochs: int, batch: int, policy_a
     freeze_policies = ("callbacks.embedding_only.EmbeddingOnly", "callbacks.lora_with_embeddings.LoRAWithEmbeddings")
     (freeze,) = [c for c in config["trainer"]["callbacks"] if c["class_path"] in freeze_policies]
     assert policy_args.items() <= freeze["init_args"].items()
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_outputs_go_under_the_run_directory(config: Path) -> None:
+    """Logs and checkpoints follow ``trainer.default_root_dir`` (the CLI fills their directories from it), and a
+    later stage starts from the earlier stage's run directory, not from one file in it."""
+    trainer = yaml.safe_load(config.read_text())["trainer"]
+    assert trainer["default_root_dir"] == f"runs/{config.parent.name}/{config.stem}"
+    assert "logger" not in trainer
+    (checkpoint,) = [c for c in trainer["callbacks"] if c["class_path"].endswith(".ModelCheckpoint")]
+    assert "dirpath" not in checkpoint["init_args"] and checkpoint["init_args"]["save_last"]
+    init_from = yaml.safe_load(config.read_text())["model"].get("init_from")
+    assert init_from in (None, f"runs/{config.parent.name}/pt_embed", f"runs/{config.parent.name}/pt_lora")

@@ -1,21 +1,24 @@
 """Every notebook under ``notebooks/`` runs top to bottom, as Jupyter would, so none of them rots unseen.
 
 The cells are read from the ``.ipynb`` JSON (nbformat/nbclient are not dependencies) and executed in order in
-one namespace, with the notebook's folder as the working directory, as Jupyter starts it. The shared data comes
-from the ``shared_data`` fixture through ``ZHLLAMA_SHARED_DATA``; ``ZHLLAMA_RUN_DIR`` points at a small
-TensorBoard run written here, which the run-inspection notebook must read back exactly.
+one namespace, with the notebook's folder as the working directory, as Jupyter starts it. ``ZHLLAMA_SHARED_DATA``
+points at a stand-in for the shared data folder built from ``tests/assets``, so the notebooks run on a fresh clone:
+the Mistral base (the same SentencePiece BPE format, 32000 pieces, byte fallback) takes the place of LLaMA's
+tokenizer, which may not be committed. ``ZHLLAMA_RUN_DIR`` points at a small TensorBoard run written here, which
+the run-inspection notebook must read back exactly.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from tests.conftest import PROJECT_ROOT, SHARED_DATA_ENV
+from tests.conftest import ASSETS, PROJECT_ROOT, SHARED_DATA_ENV
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 INSPECT = PROJECT_ROOT / "notebooks" / "inspect_tokenizer_and_run.ipynb"
@@ -56,8 +59,25 @@ def run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+STAND_IN = {  # path in the shared data layout the notebooks read -> committed asset
+    "tokenizers/llama/tokenizer.model": "tokenizers/mistral_v1/tokenizer.model",
+    "tokenizers/chinese_sp.model": "tokenizers/chinese_sp.model",
+    "zhwiki/wiki_zh_sample.jsonl": "zhwiki/wiki_zh_sample_first30.jsonl",
+}
+
+
 @pytest.fixture(scope="module")
-def execute(shared_data: Path, run_root: Path) -> Callable[[Path], dict]:
+def stand_in_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shared_data")
+    (root / "README.md").write_text("Stand-in for ../shared/data built by tests/test_notebooks.py from tests/assets.\n")
+    for path, asset in STAND_IN.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ASSETS / asset, root / path)
+    return root
+
+
+@pytest.fixture(scope="module")
+def execute(stand_in_data: Path, run_root: Path) -> Callable[[Path], dict]:
     """Runs a notebook's code cells once per module (the tokenizer merge takes seconds) and returns its namespace."""
     namespaces: dict[Path, dict] = {}
 
@@ -66,7 +86,7 @@ def execute(shared_data: Path, run_root: Path) -> Callable[[Path], dict]:
             namespace: dict = {"__name__": "__main__"}
             with pytest.MonkeyPatch.context() as patch:
                 patch.chdir(path.parent)
-                patch.setenv(SHARED_DATA_ENV, str(shared_data))
+                patch.setenv(SHARED_DATA_ENV, str(stand_in_data))
                 patch.setenv("ZHLLAMA_RUN_DIR", str(run_root))
                 patch.setenv("HF_HUB_OFFLINE", "1")
                 for index, cell in enumerate(c for c in load_notebook(path)["cells"] if c["cell_type"] == "code"):

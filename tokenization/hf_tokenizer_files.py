@@ -26,6 +26,7 @@ from pathlib import Path
 from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
 from tokenizers.models import BPE
 
+from tokenization.constants import SPACE_PIECE
 from tokenization.sentencepiece_proto import (
     CONTROL,
     NORMAL,
@@ -34,8 +35,6 @@ from tokenization.sentencepiece_proto import (
     ModelProto,
     piece_index,
 )
-
-SPACE_PIECE = "\u2581"
 
 
 def bpe_merges(proto: ModelProto) -> list[tuple[str, str]]:
@@ -46,10 +45,10 @@ def bpe_merges(proto: ModelProto) -> list[tuple[str, str]]:
 
     - a tie among runs of one character (LLaMA's whitespace pieces, all at -1e9): merges with the longer left
       part first, so a run grows from its left end exactly as in SentencePiece;
-    - any other tie (the anchor's 17953 score-0 pieces): shorter pieces first, each piece's merges together.
-      SentencePiece's order cannot be written down here; this one builds a piece only from parts that can
-      already exist, which is what lets data preparation prove a faster SentencePiece encoder exact
-      (:mod:`tokenization.sentencepiece_equivalent`).
+    - any other tie (e.g. the 17953 score-0 pieces of an ``--mode anchor`` merge): shorter pieces first, each
+      piece's merges together. SentencePiece's order cannot be written down here; this one builds a piece only
+      from parts that can already exist, which is what lets data preparation prove a faster SentencePiece
+      encoder exact (:mod:`tokenization.sentencepiece_equivalent`).
 
     The merges of one piece keep the longer left part first, except that where two of them can overlap
     (``[a][b][c]`` with ``a+b = b+c``) the left one comes first, as SentencePiece resolves it.
@@ -109,7 +108,7 @@ def special_tokens(proto: ModelProto, pad_token: str | None) -> dict[str, str | 
     pad = None
     if pad_token is not None:
         if pad_token not in {p.piece for p in proto.pieces}:
-            raise ValueError(f"pad token {pad_token!r} is not a piece of the model; merge with --pad-token first")
+            raise ValueError(f"pad token {pad_token!r} is not a piece of the model; merge with --pad_token first")
         pad = pad_token
     return {"bos_token": bos, "eos_token": eos, "unk_token": unk, "pad_token": pad}
 

@@ -2,8 +2,10 @@
 
 Two modes: ``anchor`` reproduces Chinese-LLaMA-Alpaca's merge byte for byte (:mod:`merge_anchor`); ``clean``,
 the default, adds only reachable CJK pieces with distinct scores (:mod:`merge_clean`). Either way the output
-directory holds ``tokenizer.model`` plus the Hugging Face files (:mod:`hf_tokenizer_files`) and a
-``merge_report.json`` saying what was added, skipped and dropped.
+directory holds ``tokenizer.model`` plus the Hugging Face files (:mod:`hf_tokenizer_files`), a
+``merge_report.json`` saying what was added, skipped and dropped, and zhllama's output marker: it is written
+all at once (:mod:`atomic_write`), replaces only an earlier zhllama output, and may not be the directory of
+``--base`` or ``--add``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
+from tokenization.atomic_write import atomic_directory, check_output
 from tokenization.hf_tokenizer_files import write_hf_tokenizer_files
 from tokenization.merge_anchor import anchor_merge
 from tokenization.merge_clean import check_mergeable, clean_merge, require_bpe_base
-from tokenization.output_dir import atomic_directory, check_replaceable
 from tokenization.reachability import unreachable_piece_ids
 from tokenization.sentencepiece_proto import load_model_proto, resolve_model_file
 
@@ -39,8 +41,8 @@ def merge_tokenizers(
     """Merges ``add`` into ``base`` and writes the tokenizer directory ``output``; returns the merge report."""
     if mode not in MODES:
         raise ValueError(f"unknown merge mode {mode!r}; use one of {', '.join(MODES)}")
-    output = Path(output)
-    check_replaceable(output.expanduser().resolve())  # refuse before any work
+    inputs = (Path(base), Path(add))
+    output = check_output(Path(output), inputs)  # refuse before any work
     base_file, add_file = resolve_model_file(base), resolve_model_file(add)
     base_proto, add_proto = load_model_proto(base_file), load_model_proto(add_file)
     require_bpe_base(base_proto, str(base_file))
@@ -60,7 +62,7 @@ def merge_tokenizers(
         **dataclasses.asdict(details),
         "unreachable_added_pieces": len(unreachable_piece_ids(merged, new_ids)),
     }
-    with atomic_directory(output) as staging:
+    with atomic_directory(output, kind="tokenizer", inputs=(*inputs, base_file, add_file)) as staging:
         write_hf_tokenizer_files(merged, staging, pad_token)
         report["tokenizer_model_sha256"] = sha256_file(staging / "tokenizer.model")
         (staging / "merge_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")

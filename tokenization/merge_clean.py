@@ -1,6 +1,6 @@
-"""The clean merge: add a Chinese vocabulary to a LLaMA-family BPE model without the anchor's defects.
+"""The clean merge: add a Chinese vocabulary to a LLaMA-family BPE model, every added piece usable.
 
-Compared with the anchor (:mod:`merge_anchor`), it
+It
 
 1. adds only pieces made of CJK ideographs and CJK punctuation, so digits keep LLaMA's digit splitting and
    text without CJK characters tokenizes exactly as with the base;
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tokenization.cjk import is_cjk_piece
+from tokenization.errors import UserError
 from tokenization.reachability import encode_own_text
 from tokenization.sentencepiece_proto import (
     CONTROL,
@@ -39,7 +40,7 @@ SENTINEL_SCORE = -1e8
 MAX_ROUNDS = 16
 
 
-class MergeConflict(ValueError):
+class MergeConflict(UserError, ValueError):
     """The models cannot be merged as asked (wrong base type, colliding pieces)."""
 
 
@@ -176,7 +177,7 @@ def clean_merge(
     if pad_token is not None and pad_token in in_vocab and pad_token not in controls(base):
         raise MergeConflict(
             f"{base_name}: pad token {pad_token!r} is an ordinary piece of the merged vocabulary, so text could "
-            'produce it; choose another --pad-token (e.g. "[PAD]")'
+            'produce it; choose another --pad_token (e.g. "[PAD]")'
         )
     # BPE merges start from characters that are pieces; a character neither vocabulary has becomes one.
     missing_chars = sorted({c for text in selection.candidates for c in text if c not in in_vocab})

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tokenization.constants import SPACE_PIECE
 from tokenization.sentencepiece_proto import NORMAL, ModelProto, copy_proto, processor
-
-WHITESPACE = "\u2581"  # SentencePiece's escaped space
 
 
 def piece_text(piece: str) -> str:
     """The input text whose normalization is ``piece`` (SentencePiece escapes spaces as U+2581)."""
-    return piece.replace(WHITESPACE, " ")
+    return piece.replace(SPACE_PIECE, " ")
 
 
 def encode_own_text(proto: ModelProto, ids: Iterable[int]) -> dict[int, list[int]]:

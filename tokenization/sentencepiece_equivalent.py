@@ -45,7 +45,8 @@ from dataclasses import dataclass
 
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
-SPACE = "\u2581"
+from tokenization.constants import SPACE_PIECE
+
 #: Runs of one character are verified up to this length; a longer run sends its document to ``tokenizers``.
 VERIFIED_RUN_LENGTH = 64
 _BYTE_PIECE = re.compile(r"<0x[0-9A-F]{2}>")
@@ -104,8 +105,8 @@ def _check_pipeline(config: dict) -> bool:
         raise NoEquivalent("the tokenizer has a pre-tokenizer; SentencePiece merges across the whole text")
     normalizer = config.get("normalizer") or {}
     steps = normalizer.get("normalizers", []) if normalizer.get("type") == "Sequence" else [normalizer]
-    replace = {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}
-    if steps == [{"type": "Prepend", "prepend": SPACE}, replace]:
+    replace = {"type": "Replace", "pattern": {"String": " "}, "content": SPACE_PIECE}
+    if steps == [{"type": "Prepend", "prepend": SPACE_PIECE}, replace]:
         prefix = True
     elif steps == [replace]:
         prefix = False
@@ -338,7 +339,7 @@ def build_equivalent(backend_json: str) -> SentencePieceEquivalent:
     merged = set(bpe.first)
     family_char, family = _run_family(bpe, merged) or ("", set())
     unsafe, concerned = _unsafe_texts(bpe, chars, family)
-    candidates = set(unsafe) | {token.replace(" ", SPACE) for token in added}  # tokenizers splits these out first
+    candidates = set(unsafe) | {token.replace(" ", SPACE_PIECE) for token in added}  # tokenizers splits these out first
     if family:
         # the shortest run length where the encoders part (or the first one not checked) is unsafe
         agree = 1
@@ -379,7 +380,7 @@ def build_equivalent(backend_json: str) -> SentencePieceEquivalent:
     touched = {char for left, right in bpe.pairs for char in left + right}
     return SentencePieceEquivalent(
         model_proto=proto.SerializeToString(),
-        prefix=SPACE if add_dummy_prefix else "",
+        prefix=SPACE_PIECE if add_dummy_prefix else "",
         boundary="\n" if "\n" not in touched else None,
         unsafe_substrings=tuple(sorted(unsafe_substrings)),
         proven_pieces=len(merged) - concerned,

@@ -14,6 +14,8 @@ import sentencepiece as spm
 from google.protobuf.message import DecodeError
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
+from tokenization.errors import UserError
+
 ModelProto = sp_pb2.ModelProto
 SentencePiece = sp_pb2.ModelProto.SentencePiece
 
@@ -27,7 +29,7 @@ BYTE = SentencePiece.BYTE
 MODEL_TYPE_NAMES = {v: k for k, v in sp_pb2.TrainerSpec.ModelType.items()}
 
 
-class NotASentencePieceModel(ValueError):
+class NotASentencePieceModel(UserError, ValueError):
     """The file exists but does not hold a SentencePiece model."""
 
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import sentencepiece as spm
 
+from tokenization.atomic_write import atomic_file
 from tokenization.corpus import SkipReport, iter_documents
+from tokenization.errors import UserError
 
-class TrainingFailed(ValueError):
+
+class TrainingFailed(UserError, ValueError):
     """SentencePiece refused the options or the data; the message carries its reason and a fix."""
 
 
@@ -42,7 +43,7 @@ class TrainArgs:
     character_coverage: float = 0.9995
     """Share of characters covered by the vocabulary; the rarest rest become <unk>."""
     model_type: str = "unigram"
-    """unigram (as the anchor's chinese_sp.model), bpe, char or word."""
+    """unigram, bpe, char or word."""
     input_sentence_size: int = 10_000_000
     """Sentences SentencePiece samples (shuffled) from the stream; 0 keeps all."""
     max_sentence_length: int = 4192
@@ -137,30 +138,31 @@ def train_into(model_prefix: Path, args: TrainArgs, sentences: Iterator[str]) ->
         inputs = ", ".join(map(str, args.inputs))
         raise TrainingFailed(
             f"{inputs}: SentencePiece training failed: {str(exc).split('] ', 1)[-1]} "
-            "(fit --vocab-size and --character-coverage to the corpus)"
+            "(fit --vocab_size and --character_coverage to the corpus)"
         ) from None
     if feed.error is not None:  # SentencePiece trained on what came before the bad record: discard that
         raise feed.error
 
 
 def train_sentencepiece(args: TrainArgs, log: Callable[[str], None] = print) -> dict:
-    """Trains the model, writes ``.model``/``.vocab`` (atomically: both or none) and returns what was read."""
+    """Trains the model, writes ``.model``/``.vocab`` (each atomically, only after training succeeded) and
+    returns what was read."""
     if args.max_sentence_length < 4:  # one UTF-8 character takes up to 4 bytes: a shorter cut makes no progress
         raise TrainingFailed(f"max_sentence_length must be at least 4 bytes, got {args.max_sentence_length}")
     prefix = Path(args.model_prefix).expanduser().resolve()
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     counts, report = ReadCounts(), SkipReport()
     spm.set_random_generator_seed(args.seed)
-    staging = Path(tempfile.mkdtemp(prefix=f".{prefix.name}.", suffix=".partial", dir=prefix.parent))
-    try:
-        train_into(staging / prefix.name, args, iter_sentences(args, counts, report))
-        outputs = {}
-        for suffix in (".model", ".vocab"):
-            target = prefix.with_name(prefix.name + suffix)
-            os.replace(staging / (prefix.name + suffix), target)
-            outputs[suffix[1:]] = str(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    outputs = {suffix: prefix.with_name(prefix.name + f".{suffix}") for suffix in ("model", "vocab")}
+    with atomic_file(outputs["model"]) as model_file, atomic_file(outputs["vocab"]) as vocab_file:
+        scratch = model_file.with_name(model_file.name + ".sp")  # SentencePiece appends .model and .vocab
+        try:
+            train_into(scratch, args, iter_sentences(args, counts, report))
+            os.replace(f"{scratch}.model", model_file)
+            os.replace(f"{scratch}.vocab", vocab_file)
+        finally:
+            for leftover in (f"{scratch}.model", f"{scratch}.vocab"):
+                Path(leftover).unlink(missing_ok=True)
+    outputs = {suffix: str(path) for suffix, path in outputs.items()}
     result = {**outputs, "read": asdict(counts), "skipped": report.as_dict(), "vocab_size": args.vocab_size}
     log(
         f"read {counts.documents} documents, {counts.chars} characters, {counts.sentences} sentences "

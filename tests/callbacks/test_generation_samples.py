@@ -30,8 +30,6 @@ def test_samples_written_to_tensorboard_at_each_validation(zh_tokenizer_dir, tmp
     assert {"val/loss", "val/ppl", "train/loss", "train/grad_norm", "train/tokens_per_s", "train/mfu"} <= set(
         events.Tags()["scalars"]
     )
-    mfu = [event.value for event in events.Scalars("train/mfu")]
-    assert mfu and all(0 < value < 1 for value in mfu)
 
 
 def test_template_prompts_are_asked_as_sft_instructions(zh_tokenizer_dir, monkeypatch) -> None:

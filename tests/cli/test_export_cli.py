@@ -1,11 +1,17 @@
-"""End to end on a tiny model: SFT fit (LoRA + embeddings) on real Alpaca data -> `zhllama export` -> generate."""
+"""End to end on a tiny model: SFT fit (LoRA + embeddings) on real Alpaca data -> `zhllama export` -> generate;
+export refusals through the console script."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
+from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from callbacks.lora_with_embeddings import LoRAWithEmbeddings
@@ -14,6 +20,8 @@ from cli.generate import main as generate_main
 from datamodules.alpaca_sft import AlpacaSFTDataModule
 from lightning_modules.causal_lm import CausalLMModule
 from lightning_modules.model_loading import tiny_llama_config
+
+ZHLLAMA = Path(sys.executable).parent / "zhllama"
 
 
 def fit(root: Path, datamodule: AlpacaSFTDataModule, **module_args) -> tuple[Path, CausalLMModule]:
@@ -31,16 +39,18 @@ def fit(root: Path, datamodule: AlpacaSFTDataModule, **module_args) -> tuple[Pat
 
 
 @pytest.fixture(scope="module")
-def sft_run(zh_tokenizer_dir: Path, alpaca_dir: Path, tmp_path_factory):
+def sft_run(zh_tokenizer_dir: Path, alpaca_sample: Path, tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     torch.manual_seed(0)
     LlamaForCausalLM(LlamaConfig(**tiny_llama_config(vocab_size=32000))).save_pretrained(root / "base")
+    records = root / "alpaca.json"
+    records.write_text(json.dumps(json.loads(alpaca_sample.read_text(encoding="utf-8"))[:11], ensure_ascii=False),
+                       encoding="utf-8")
     datamodule = AlpacaSFTDataModule(
-        str(zh_tokenizer_dir), str(alpaca_dir / "alpaca_data_zh_51k_edgecases.json"), max_seq_length=96, batch_size=4,
-        val_examples=3,
+        str(zh_tokenizer_dir), str(records), max_seq_length=96, batch_size=4, val_examples=3
     )
     ckpt, module = fit(root, datamodule, pretrained=str(root / "base"), tokenizer=str(zh_tokenizer_dir))
-    [position] = torch.load(ckpt, weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    [position] = torch.load(ckpt, weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     # 8 training examples, batches of 4: after 2 steps the saved position is the start of epoch 1
     assert (position["epoch"], position["batches_consumed"], position["group_batches"]) == (1, 0, 64)
     return root, ckpt, module
@@ -61,22 +71,52 @@ def test_export_then_generate(sft_run, tmp_path: Path, capsys):
     assert capsys.readouterr().out.endswith("\n")
 
 
-def test_export_adapter_names_its_base(sft_run, tmp_path: Path):
-    root, ckpt, _ = sft_run
-    out = tmp_path / "adapter"
-    assert export_main(["--ckpt", str(ckpt), "--output", str(out), "--adapter"]) == 0
+def zhllama(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The console script, as a user runs it (offline)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("ZHLLAMA_DEBUG", None)
+    return subprocess.run([str(ZHLLAMA), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_adapter_export_from_another_working_directory(sft_run, tmp_path: Path):
+    root, ckpt, module = sft_run
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = zhllama("export", "--ckpt", os.path.relpath(ckpt, elsewhere), "--output", "adapter", "--adapter",
+                     "--dtype", "fp32", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    out = elsewhere / "adapter"
     config = json.loads((out / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == str((root / "base").resolve())
-    assert (out / "tokenizer_config.json").is_file()
+    assert config["base_model_name_or_path"] == str(out / "base")
+    assert (out / "tokenizer_config.json").is_file() and (out / "base" / "tokenizer_config.json").is_file()
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(out / "base"), out).eval()
+    ids = torch.tensor([AutoTokenizer.from_pretrained(out)("确定秘鲁的首都。")["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, module.model(input_ids=ids).logits, atol=1e-4)
 
 
-def test_refusals_are_one_clear_line(sft_run, tmp_path: Path, capsys):
-    _, ckpt, _ = sft_run
-    assert export_main(["--ckpt", str(tmp_path / "none.ckpt"), "--output", str(tmp_path / "o")]) == 1
-    assert "none.ckpt: no such checkpoint" in capsys.readouterr().err
-    checkpoint = torch.load(ckpt, weights_only=False)  # the same run, as if started from a random init
-    checkpoint["hyper_parameters"].update(pretrained=None, model_config=tiny_llama_config(vocab_size=32000))
-    torch.save(checkpoint, tmp_path / "random_init.ckpt")
-    assert export_main(["--ckpt", str(tmp_path / "random_init.ckpt"), "--output", str(tmp_path / "a"), "--adapter"]) == 1
-    assert "needs a base model directory" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / ".a.partial").exists()
+def test_refusals_are_one_line_exit_2(sft_run, tmp_path: Path):
+    root, ckpt, _ = sft_run
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint\n")
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["zhllama"]["base"]["pretrained"] = str(tmp_path / "gone")
+    torch.save(checkpoint, tmp_path / "no_base.ckpt")
+    other_base = tmp_path / "other_base"
+    shutil.copytree(root / "base", other_base)
+    config = json.loads((other_base / "config.json").read_text())
+    (other_base / "config.json").write_text(json.dumps({**config, "rope_theta": 500000.0}))
+    cases = {
+        (str(truncated),): "truncated.ckpt: not a complete checkpoint",
+        (str(text),): "notes.ckpt: not a complete checkpoint",
+        (str(tmp_path / "no_base.ckpt"),): f"base model {tmp_path / 'gone'} is missing",
+        (str(ckpt), "--base", str(other_base)): "is not the one this checkpoint was built on (config.json rope_theta",
+    }
+    for (source, *extra), expected in cases.items():
+        result = zhllama("export", "--ckpt", source, "--output", str(tmp_path / "out"), *extra, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert lines[0].startswith("zhllama export: ") and expected in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()

@@ -10,7 +10,8 @@ from datamodules.sft_batching import (
     pad_token_id,
     sorted_batches,
 )
-from datamodules.sft_examples import IGNORE_INDEX, SFTExample
+from datamodules.sft_examples import SFTExample
+from tokenization.constants import IGNORE_INDEX
 
 LENGTHS = [int(x) for x in torch.randint(10, 500, (1000,), generator=torch.Generator().manual_seed(0))]
 

@@ -5,7 +5,8 @@ from transformers import AutoTokenizer
 
 from datamodules.alpaca_records import AlpacaRecord, new_skip_report
 from datamodules.prompt_templates import get_template
-from datamodules.sft_examples import IGNORE_INDEX, TruncationStats, encode_records
+from datamodules.sft_examples import TruncationStats, encode_records
+from tokenization.constants import IGNORE_INDEX
 
 
 @pytest.fixture(scope="module")

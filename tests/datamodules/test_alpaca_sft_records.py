@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ from datamodules.alpaca_records import (
 )
 
 
-def test_edge_case_file_skips_empty_output_and_drops_placeholder_inputs(alpaca_dir: Path):
-    path = alpaca_dir / "alpaca_data_zh_51k_edgecases.json"
+@pytest.mark.shared_data
+def test_edge_case_file_skips_empty_output_and_drops_placeholder_inputs(shared_data: Path):
+    path = shared_data / "alpaca_zh" / "alpaca_data_zh_51k_edgecases.json"
     raw = json.loads(path.read_text(encoding="utf-8"))
     report = new_skip_report()
     records = list(iter_alpaca_records(path, report=report))
@@ -35,8 +37,9 @@ def test_json_array_records_know_their_line_and_index(tmp_path: Path):
     assert [(r.line, r.index, r.instruction) for r in iter_alpaca_records(path)] == [(2, 0, "a"), (4, 1, "c"), (5, 2, "e")]
 
 
-def test_chinese_keys_are_read(alpaca_dir: Path):
-    path = alpaca_dir / "alpaca_data_zh_1517.json"
+@pytest.mark.shared_data
+def test_chinese_keys_are_read(shared_data: Path):
+    path = shared_data / "alpaca_zh" / "alpaca_data_zh_1517.json"
     raw = json.loads(path.read_text(encoding="utf-8"))
     index = next(i for i, r in enumerate(raw) if "指示" in r)
     record = next(r for r in iter_alpaca_records(path) if r.index == index)
@@ -63,7 +66,7 @@ def test_every_record_skip_reason_is_counted(tmp_path: Path):
     report = new_skip_report()
     records = list(iter_alpaca_records(bad_jsonl(tmp_path), on_bad_record="skip", report=report))
     assert [r.output for r in records] == ["行"]
-    expected = dict.fromkeys(SKIP_REASONS, 1) | {"no_label_after_truncation": 0}
+    expected = dict.fromkeys(SKIP_REASONS, 1) | {"no_label_after_truncation": 0, "unreadable_file": 0}
     assert report.counts == expected
 
 
@@ -82,14 +85,33 @@ def test_broken_json_array_names_the_line(tmp_path: Path):
         list(iter_alpaca_records(path))
 
 
-def test_resolve_inputs_directory_glob_and_refusals(alpaca_dir: Path, tmp_path: Path):
-    files = resolve_alpaca_inputs(alpaca_dir)
-    assert [f.name for f in files] == sorted(p.name for p in alpaca_dir.glob("*.json"))
-    assert resolve_alpaca_inputs(str(alpaca_dir / "*demo*.json")) == [(alpaca_dir / "alpaca_zh_demo.json").resolve()]
+def test_resolve_inputs_directory_glob_and_refusals(alpaca_sample: Path, tmp_path: Path):
+    folder = tmp_path / "alpaca"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("sub/c.jsonl.gz", "b_demo.json", "a.jsonl", "notes.md"):
+        shutil.copy(alpaca_sample, folder / name)
+    files = resolve_alpaca_inputs(folder)
+    assert [f.relative_to(folder).as_posix() for f in files] == ["a.jsonl", "b_demo.json", "sub/c.jsonl.gz"]
+    assert resolve_alpaca_inputs(str(folder / "*demo*.json")) == [(folder / "b_demo.json").resolve()]
+    (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="notes.txt: unsupported input file type; use one of .jsonl.gz, .jsonl, .json"):
         resolve_alpaca_inputs(tmp_path / "notes.txt")
     with pytest.raises(FileNotFoundError, match="input not found"):
         resolve_alpaca_inputs(tmp_path / "missing.json")
     with pytest.raises(FileNotFoundError, match="directory holds no .jsonl.gz/.jsonl/.json files"):
-        resolve_alpaca_inputs(tmp_path)
+        resolve_alpaca_inputs(tmp_path / "empty")
+
+
+def test_a_truncated_jsonl_gz_is_named_or_counted(tmp_path: Path):
+    import gzip
+
+    lines = "".join(json.dumps({"instruction": f"问题{i}", "output": "答案" * 200}) + "\n" for i in range(50))
+    data = gzip.compress(lines.encode("utf-8"))
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RecordError, match=r"cut\.jsonl\.gz:\d+ \(record \d+\): truncated"):
+        list(iter_alpaca_records(path))
+    report = new_skip_report()
+    kept = list(iter_alpaca_records(path, on_bad_record="skip", report=report))
+    assert 0 < len(kept) < 50 and report.counts["unreadable_file"] == 1 and report.total == 1

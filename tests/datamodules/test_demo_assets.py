@@ -1,5 +1,6 @@
 import hashlib
 import json
+import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -63,3 +64,40 @@ def test_refuses_member_with_wrong_checksum(tmp_path: Path, monkeypatch: pytest.
         asset_path("mistral_tokenizer", tmp_path)
     assert not (tmp_path / "files" / "mistral_tokenizer" / "tokenizer.model").exists()
 
+
+
+def test_cache_dir_is_demo_cache_then_xdg_cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = json.dumps(["第一回", "第二回"], ensure_ascii=False).encode()
+    for root in (tmp_path / "xdg" / "zhllama" / "demo_assets", tmp_path / "demo"):
+        root.mkdir(parents=True)
+        asset = make_wheel(root, "pkg/sanguo_docs.json", data)
+    monkeypatch.setitem(demo_assets.ASSETS, "sanguo", asset)
+    monkeypatch.delenv("ZHLLAMA_DEMO_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    xdg_file = tmp_path / "xdg" / "zhllama" / "demo_assets" / "files" / "sanguo" / "sanguo_docs.json"
+    assert asset_path("sanguo") == xdg_file
+    monkeypatch.setenv("ZHLLAMA_DEMO_CACHE", str(tmp_path / "demo"))
+    assert asset_path("sanguo") == tmp_path / "demo" / "files" / "sanguo" / "sanguo_docs.json"
+
+
+def test_chapter_files_are_replaced_whole_and_other_files_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = json.dumps(["第一回 甲", "第二回 乙"], ensure_ascii=False).encode()
+    monkeypatch.setitem(demo_assets.ASSETS, "sanguo", make_wheel(tmp_path, "pkg/sanguo_docs.json", data))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    train, _ = sanguo_chapters_jsonl(out, tmp_path, heldout=1)
+    before = train.read_bytes()
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(dst) == train:
+            raise OSError("rename failed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="rename failed"):
+        sanguo_chapters_jsonl(out, tmp_path)
+    assert train.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "sanguo_heldout.jsonl", "sanguo_train.jsonl"]
+    assert (out / "notes.txt").read_text() == "the user's"

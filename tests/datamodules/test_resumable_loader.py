@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from datamodules.resumable_loader import ResumableLoader
 from tests.lightning_modules.tiny_training import tiny_trainer
+from tokenization.errors import UserError
 
 
 class Numbers(Dataset):
@@ -92,9 +93,9 @@ def test_drop_last_false_pads_ranks_evenly_and_keeps_short_batches() -> None:
 
 def test_resuming_with_other_settings_is_refused() -> None:
     state = ResumableLoader(Numbers(20), 4, seed=1, rank=0, world_size=1).state_dict()
-    with pytest.raises(ValueError, match="batch_size: checkpoint 4 vs now 5"):
+    with pytest.raises(UserError, match="batch_size: checkpoint 4 vs now 5"):
         ResumableLoader(Numbers(20), 5, seed=1, rank=0, world_size=1).load_state_dict(state)
-    with pytest.raises(ValueError, match="num_samples"):
+    with pytest.raises(UserError, match="num_samples"):
         ResumableLoader(Numbers(21), 4, seed=1, rank=0, world_size=1).load_state_dict(state)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tokenization.corpus import BadRecordError
+from tokenization.errors import UserError
 from datamodules.doc_split import validation_mask
 from datamodules.resumable_loader import ResumableLoader
 from datamodules.token_cache import TOKENS_FILE
@@ -32,7 +33,8 @@ def wiki_texts(path: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def wiki_dm(zh_tokenizer_dir: Path, wiki_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> WikiBlocksDataModule:
     dm = WikiBlocksDataModule(
-        str(zh_tokenizer_dir), str(wiki_sample), cache_dir=str(tmp_path_factory.mktemp("cache")), num_proc=1
+        str(zh_tokenizer_dir), str(wiki_sample), cache_dir=str(tmp_path_factory.mktemp("cache")), num_proc=1,
+        val_fraction=0.1,
     )
     dm.setup()
     return dm
@@ -46,10 +48,10 @@ def test_exact_token_accounting_and_blocks_reproduce_documents_in_order(wiki_dm,
     texts = wiki_texts(wiki_sample)
     report = wiki_dm.prepare().report(wiki_dm.block_size)
     encoded = [framed(tokenizer, t) for t in texts]
-    assert report["documents"] == len(texts) == 150
+    assert report["documents"] == len(texts) == 30
     assert report["tokens"] == sum(len(e) for e in encoded)
     is_val = wiki_dm.cache.is_val()
-    assert report["val_documents"] == int(is_val.sum()) == round(0.01 * 150)
+    assert report["val_documents"] == int(is_val.sum()) == round(0.1 * 30)
     train_stream = [t for e, v in zip(encoded, is_val) if not v for t in e]
     val_stream = [t for e, v in zip(encoded, is_val) if v for t in e]
     bs = wiki_dm.block_size
@@ -89,9 +91,13 @@ def test_cache_is_reused_and_invalidated_by_what_changes_the_result(wiki_dm, wik
     base = WikiBlocksDataModule(**args, block_size=64).prepare()
     assert base.built
     assert not WikiBlocksDataModule(**args, block_size=64).prepare().built
-    for changed in ({"block_size": 128}, {"seed": 1}, {"val_documents": 2}, {"text_field": "title"}):
+    for changed in ({"seed": 1}, {"val_documents": 2}, {"text_field": "title"}):
         other = WikiBlocksDataModule(**{**args, "block_size": 64, **changed}).prepare()
         assert other.built and other.cache.path != base.cache.path, changed
+    longer = WikiBlocksDataModule(**args, block_size=128)  # the cache holds flat tokens: blocks are cut when read
+    assert not longer.prepare().built
+    longer.setup()
+    assert longer.cache.path == base.cache.path and longer.train_set.block(0).size == 128
     os.utime(corpus, ns=(1, 1))  # same bytes, new modification time: rebuilt
     assert WikiBlocksDataModule(**args, block_size=64).prepare().built
 
@@ -123,14 +129,14 @@ def test_half_written_cache_is_rebuilt_not_used(wiki_dm, wiki_sample, tmp_path) 
     assert rebuilt.built and (rebuilt.cache.path / TOKENS_FILE).read_bytes() == good
 
 
-def test_news_txt_identical_for_any_number_of_workers(zh_tokenizer_dir, shared_data, tokenizer, tmp_path) -> None:
-    # the first 3000 paragraphs of People's Daily keep the test quick; a directory is enough as input
-    texts = (shared_data / "news" / "peoples_daily_199801_part00.txt").read_text(encoding="utf-8").splitlines()[:3000]
-    news = tmp_path / "news" / "part00.txt"
+def test_txt_identical_for_any_number_of_workers(zh_tokenizer_dir, paragraph_sample, tokenizer, tmp_path) -> None:
+    # 200 Wikipedia paragraphs, one a line; a directory is enough as input
+    texts = wiki_texts(paragraph_sample)
+    news = tmp_path / "paragraphs" / "part00.txt"
     news.parent.mkdir()
     news.write_text("\n".join(texts) + "\n", encoding="utf-8")
     results = []
-    for num_proc, chunk_bytes in ((1, 1 << 20), (2, 50_000)):
+    for num_proc, chunk_bytes in ((1, 1 << 20), (2, 30_000)):
         dm = WikiBlocksDataModule(
             str(zh_tokenizer_dir),
             str(news.parent),
@@ -138,7 +144,7 @@ def test_news_txt_identical_for_any_number_of_workers(zh_tokenizer_dir, shared_d
             cache_dir=str(tmp_path / str(num_proc)),
             num_proc=num_proc,
             chunk_bytes=chunk_bytes,
-            val_documents=100,
+            val_documents=20,
         )
         report = dm.prepare().report(256)
         results.append((report, dm.cache.tokens().tobytes(), dm.cache.is_val().tolist()))
@@ -147,31 +153,31 @@ def test_news_txt_identical_for_any_number_of_workers(zh_tokenizer_dir, shared_d
     assert {k: v for k, v in one.items() if k not in ("seconds", "docs_per_s", "cache_path")} == {
         k: v for k, v in two.items() if k not in ("seconds", "docs_per_s", "cache_path")
     }
-    assert one["documents"] == len(texts) and one["val_documents"] == 100
+    assert one["documents"] == len(texts) == 200 and one["val_documents"] == 20
     lengths = [len(e) + 2 for e in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     assert one["tokens"] == sum(lengths)
 
 
-def test_fast_path_changes_the_speed_not_the_ids(wiki_dm, zh_tokenizer_dir, wiki_sample, tmp_path) -> None:
-    fast = wiki_dm.prepare().report(wiki_dm.block_size)["encoded_by"]
-    assert fast["sentencepiece"] >= 140 and fast["sentencepiece"] + fast["tokenizers"] == 150
-    assert fast["note"].startswith("sentencepiece where proven")
-    slow = WikiBlocksDataModule(
-        str(zh_tokenizer_dir), str(wiki_sample), cache_dir=str(tmp_path), num_proc=1, fast_path=False
-    ).prepare()
-    assert slow.report(wiki_dm.block_size)["encoded_by"] == {
-        "sentencepiece": 0, "tokenizers": 150, "note": "tokenizers only: fast_path is off"
+def test_fast_path_is_opt_in_and_changes_the_speed_not_the_ids(wiki_dm, zh_tokenizer_dir, wiki_sample, tmp_path) -> None:
+    assert wiki_dm.prepare().report(wiki_dm.block_size)["encoded_by"] == {
+        "sentencepiece": 0, "tokenizers": 30, "note": "tokenizers only: fast_path is off"
     }
-    assert slow.cache.path.name == wiki_dm.cache.path.name  # same key: the setting cannot change the ids
-    assert (slow.cache.path / TOKENS_FILE).read_bytes() == (wiki_dm.cache.path / TOKENS_FILE).read_bytes()
+    fast = WikiBlocksDataModule(
+        str(zh_tokenizer_dir), str(wiki_sample), cache_dir=str(tmp_path), num_proc=1, val_fraction=0.1, fast_path=True
+    ).prepare()
+    encoded_by = fast.report(wiki_dm.block_size)["encoded_by"]
+    assert encoded_by["sentencepiece"] >= 28 and encoded_by["sentencepiece"] + encoded_by["tokenizers"] == 30
+    assert encoded_by["note"].startswith("sentencepiece where proven")
+    assert fast.cache.path.name == wiki_dm.cache.path.name  # same key: the setting cannot change the ids
+    assert (fast.cache.path / TOKENS_FILE).read_bytes() == (wiki_dm.cache.path / TOKENS_FILE).read_bytes()
 
 
 def test_split_is_seeded_exact_and_stable(wiki_dm) -> None:
     n = wiki_dm.cache.meta["documents"]
-    assert (wiki_dm.cache.is_val() == validation_mask(n, 42, 0.01, None)).all()
+    assert (wiki_dm.cache.is_val() == validation_mask(n, 42, 0.1, None)).all()
     a, b, c = validation_mask(n, 42, 0.5, 10), validation_mask(n, 42, 0.0, 10), validation_mask(n, 7, 0.0, 10)
     assert a.sum() == 10 and (a == b).all() and not (a == c).all()
-    assert validation_mask(n, 42, 0.2, None).sum() == 30 and validation_mask(n, 42, 0.0, None).sum() == 0
+    assert validation_mask(n, 42, 0.2, None).sum() == 6 and validation_mask(n, 42, 0.0, None).sum() == 0
 
 
 def test_two_ranks_read_disjoint_blocks_that_cover_the_train_split(wiki_dm) -> None:
@@ -216,7 +222,7 @@ def test_bad_records_error_with_file_line_or_are_counted(case, zh_tokenizer_dir,
 
 
 def test_missing_input_and_tokenizer_are_named(zh_tokenizer_dir, tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="nowhere.jsonl"):
+    with pytest.raises(UserError, match=r"data\.inputs: .*nowhere\.jsonl: input not found"):
         WikiBlocksDataModule(str(zh_tokenizer_dir), str(tmp_path / "nowhere.jsonl")).prepare()
     (tmp_path / "a.txt").write_text("一\n", encoding="utf-8")
     with pytest.raises(FileNotFoundError, match="no_tokenizer"):

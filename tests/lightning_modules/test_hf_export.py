@@ -1,5 +1,7 @@
-"""Export round trips on a tiny LLaMA base (an HF directory) trained one "step" with LoRA + embeddings."""
+"""Export round trips on a tiny LLaMA base (an HF directory) trained one "step" with LoRA + embeddings; outputs
+written only where zhllama may write."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from callbacks.embedding_only import EmbeddingOnly
 from callbacks.lora_with_embeddings import LoRAWithEmbeddings
 from lightning_modules.causal_lm import CausalLMModule
-from lightning_modules.hf_export import ExportError, export_adapter, export_model
-from lightning_modules.model_loading import resize_vocabulary, tiny_llama_config
+from lightning_modules.hf_export import export_adapter, export_model
+from lightning_modules.model_loading import tiny_llama_config
+from tokenization.errors import UserError
 
 BASE_VOCAB = 32000
 
@@ -64,53 +67,82 @@ def test_exported_model_loads_offline_with_the_training_modules_logits(lora_chec
         expected = module.model(input_ids=ids).logits
         assert torch.allclose(model(input_ids=ids).logits, expected, atol=1e-4)
     assert model.generation_config.eos_token_id == tokenizer.eos_token_id
-    assert not list(tmp_path.glob(".hf.partial"))
+    assert (out / "tokenizer.model").read_bytes() == (zh_tokenizer_dir / "tokenizer.model").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # nothing left aside
 
 
-def test_bf16_export_and_refusal_to_overwrite(lora_checkpoint, tmp_path):
+def test_overwrite_replaces_only_an_earlier_export(lora_checkpoint, tmp_path):
     ckpt, _ = lora_checkpoint
     out = export_model(ckpt, tmp_path / "hf16")
     assert AutoModelForCausalLM.from_pretrained(out).dtype == torch.bfloat16
-    with pytest.raises(ExportError, match="not empty.*--overwrite"):
+    with pytest.raises(UserError, match="holds an earlier zhllama output; pass --overwrite"):
         export_model(ckpt, out)
     export_model(ckpt, out, dtype="fp32", overwrite=True)
     assert AutoModelForCausalLM.from_pretrained(out).dtype == torch.float32
 
+    users = tmp_path / "my_project"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="non-empty directory that zhllama did not write"):
+        export_model(ckpt, users, overwrite=True)
+    assert [p.name for p in users.iterdir()] == ["notes.txt"] and (users / "notes.txt").read_text() == "mine"
 
-def test_adapter_export_loads_onto_the_resized_base(lora_checkpoint, base_dir, tmp_path):
+
+def test_output_holding_the_checkpoint_is_refused(lora_checkpoint, tmp_path):
+    ckpt, _ = lora_checkpoint
+    for output in (ckpt.parent, ckpt.parent.parent):
+        with pytest.raises(UserError, match=f"holds this command's input {ckpt.parent}"):
+            export_model(ckpt, output, overwrite=True)
+    assert ckpt.is_file()
+
+
+def test_adapter_directory_holds_its_base_and_loads_offline(lora_checkpoint, tmp_path):
     ckpt, module = lora_checkpoint
-    out = export_adapter(ckpt, tmp_path / "adapter")
+    out = export_adapter(ckpt, tmp_path / "adapter", dtype="fp32")
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(out / "base")
     tokenizer = AutoTokenizer.from_pretrained(out)
-    base = AutoModelForCausalLM.from_pretrained(base_dir)
-    resize_vocabulary(base, len(tokenizer))
-    model = PeftModel.from_pretrained(base, out).eval()
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(out / "base"), out).eval()
     ids = sample_ids(tokenizer)
     with torch.no_grad():
         assert torch.allclose(model(input_ids=ids).logits, module.model(input_ids=ids).logits, atol=1e-4)
     assert (out / "adapter_model.safetensors").stat().st_size > 443
 
 
-def test_adapter_refused_without_lora_weights(base_dir, zh_tokenizer_dir, tmp_path):
-    ckpt, _ = trained_checkpoint(tmp_path / "stage1.ckpt", EmbeddingOnly(), pretrained=str(base_dir), tokenizer=str(zh_tokenizer_dir))
-    with pytest.raises(ExportError, match="no LoRA adapter.*drop --adapter"):
+def test_adapter_of_a_chained_stage_equals_its_merged_export(base_dir, zh_tokenizer_dir, tmp_path):
+    """Stage 2 after stage 1: ``base/`` is the base with stage 1 merged in; base + adapter = the merged export."""
+    stage1, _ = trained_checkpoint(tmp_path / "stage1.ckpt", EmbeddingOnly(), pretrained=str(base_dir),
+                                   tokenizer=str(zh_tokenizer_dir))
+    stage2, _ = trained_checkpoint(tmp_path / "stage2.ckpt", LoRAWithEmbeddings(r=4, alpha=8, train_embeddings=False),
+                                   init_from=str(stage1))
+    stage1.unlink()  # stage 2 carries what stage 1 trained
+    merged = AutoModelForCausalLM.from_pretrained(export_model(stage2, tmp_path / "merged", dtype="fp32")).eval()
+    out = export_adapter(stage2, tmp_path / "adapter", dtype="fp32")
+    base = AutoModelForCausalLM.from_pretrained(out / "base")
+    stage1_embedding = torch.load(tmp_path / "stage2.ckpt", weights_only=True)["zhllama"]["stages"][0]["trained"]
+    assert torch.equal(base.model.embed_tokens.weight, stage1_embedding["model.model.embed_tokens.weight"])
+    adapted = PeftModel.from_pretrained(base, out).eval()
+    ids = sample_ids(AutoTokenizer.from_pretrained(out))
+    with torch.no_grad():
+        assert torch.allclose(adapted(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-5)
+
+
+def test_adapter_refused_for_a_stage_without_lora(base_dir, zh_tokenizer_dir, tmp_path):
+    ckpt, _ = trained_checkpoint(tmp_path / "stage1.ckpt", EmbeddingOnly(), pretrained=str(base_dir),
+                                 tokenizer=str(zh_tokenizer_dir))
+    with pytest.raises(UserError, match=r"trained EmbeddingOnly\(.*\), no LoRA, so there is no adapter.*--adapter"):
         export_adapter(ckpt, tmp_path / "adapter")
     assert not (tmp_path / "adapter").exists()
 
 
-def test_vocabulary_mismatch_and_missing_base_are_refused(lora_checkpoint, tmp_path):
+def test_another_tokenizer_and_a_missing_base_are_refused(lora_checkpoint, zh_tokenizer_dir_with_pad, tmp_path):
     ckpt, _ = lora_checkpoint
-    other = tmp_path / "other_tokenizer"
-    checkpoint = torch.load(ckpt, weights_only=False)
-    AutoTokenizer.from_pretrained(checkpoint["hyper_parameters"]["tokenizer"]).save_pretrained(other)
-    checkpoint["hyper_parameters"]["tokenizer"] = str(other)
-    embed = next(k for k in checkpoint["state_dict"] if k.endswith("embed_tokens.weight"))
-    checkpoint["state_dict"][embed] = checkpoint["state_dict"][embed][:-5]
-    torch.save(checkpoint, tmp_path / "mismatch.ckpt")
-    with pytest.raises(ExportError, match=r"vocabulary mismatch: .*embed_tokens.weight has \d+ rows"):
-        export_model(tmp_path / "mismatch.ckpt", tmp_path / "out")
-    checkpoint["hyper_parameters"]["pretrained"] = str(tmp_path / "moved_base")
+    with pytest.raises(UserError, match=f"the tokenizer .*, not {zh_tokenizer_dir_with_pad} .*drop --tokenizer"):
+        export_model(ckpt, tmp_path / "out", tokenizer_dir=str(zh_tokenizer_dir_with_pad))
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["zhllama"]["base"]["pretrained"] = str(tmp_path / "moved_base")
     torch.save(checkpoint, tmp_path / "nobase.ckpt")
-    with pytest.raises(ExportError, match="base model `pretrained: .*moved_base` is missing"):
+    with pytest.raises(UserError, match=f"base model {tmp_path / 'moved_base'} is missing .*--base DIR"):
         export_model(tmp_path / "nobase.ckpt", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -121,14 +153,14 @@ def test_adapter_with_empty_partitioned_weights_is_refused(lora_checkpoint, tmp_
 
     restore = hf_export.restore_module
 
-    def restore_partitioned(source):
-        module = restore(source)
+    def restore_partitioned(*args, **kwargs):
+        module = restore(*args, **kwargs)
         for name, p in module.model.named_parameters():
             if "lora_" in name:
                 p.data = torch.empty(0)
         return module
 
     monkeypatch.setattr(hf_export, "restore_module", restore_partitioned)
-    with pytest.raises(ExportError, match="refusing to write an adapter with 0 LoRA.*443-byte"):
+    with pytest.raises(UserError, match="refusing to write an adapter with 0 LoRA.*443-byte"):
         export_adapter(lora_checkpoint[0], tmp_path / "adapter")
-    assert not (tmp_path / "adapter").exists() and not (tmp_path / ".adapter.partial").exists()
+    assert not list(tmp_path.iterdir())

@@ -1,13 +1,11 @@
-import math
-
 import pytest
 import torch
 from torch import nn
 
-from lightning_modules.flops import mfu, training_flops_per_token
-from lightning_modules.model_loading import tiny_llama_config
+from callbacks.embedding_only import EmbeddingOnly
+from callbacks.lora_with_embeddings import LoRAWithEmbeddings
 from lightning_modules.optimization import adamw, cosine_with_warmup, parameter_groups
-from transformers import LlamaConfig
+from tests.lightning_modules.tiny_training import ORIGINAL_VOCAB, snapshot, tiny_module, tiny_trainer, token_loader
 
 
 def test_no_decay_on_vectors_and_frozen_parameters_are_left_out() -> None:
@@ -33,10 +31,23 @@ def test_cosine_with_warmup_shape() -> None:
     assert lrs[60] == pytest.approx(0.1 + 0.9 * 0.5) and lrs[110] == pytest.approx(0.1)
 
 
-def test_flops_per_token_matches_the_llama7b_count() -> None:
-    config = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32)
-    per_token = training_flops_per_token(config, seq_len=2048)
-    # 6 x (6.74B params - 131M embedding) + attention: the usual ~4.3e10 figure
-    assert per_token == pytest.approx(6 * (6.738e9 - 32000 * 4096) + 12 * 32 * 4096 * 2048, rel=1e-3)
-    assert mfu(1000.0, per_token, 1e15) == pytest.approx(per_token * 1000 / 1e15)
-    assert math.isfinite(training_flops_per_token(LlamaConfig(**tiny_llama_config()), 32))
+@pytest.mark.parametrize("policy", [EmbeddingOnly(new_rows_only=True, include_lm_head=True),
+                                    LoRAWithEmbeddings(r=4, alpha=8, dropout=0.0, new_rows_only=True)])
+def test_new_rows_decay_as_adamw_decays_them_and_old_rows_stay_bit_identical(tmp_path, policy) -> None:
+    """One step from the same start: with ``new_rows_only`` the new rows must move exactly as they do when torch's
+    AdamW trains and decays the whole matrix (Adam is element-wise and a new row's gradient is the same)."""
+    weight_decay = 5.0  # lr 1e-2: new rows shrink by 5% in the step, far above rounding
+    rows_only = train_one_step(tmp_path / "rows", policy, weight_decay)
+    whole = train_one_step(tmp_path / "whole", type(policy)(**{**policy.init_args(), "new_rows_only": False}), weight_decay)
+    start = tiny_module()
+    start.configure_model()
+    start = snapshot(start)
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert torch.equal(rows_only[name][:ORIGINAL_VOCAB], start[name][:ORIGINAL_VOCAB])
+        torch.testing.assert_close(rows_only[name][ORIGINAL_VOCAB:], whole[name][ORIGINAL_VOCAB:], rtol=1e-6, atol=1e-9)
+
+
+def train_one_step(root, policy, weight_decay: float) -> dict[str, torch.Tensor]:
+    module = tiny_module(weight_decay=weight_decay)
+    tiny_trainer(root, [policy], max_steps=1).fit(module, train_dataloaders=token_loader(n_batches=1))
+    return snapshot(module)

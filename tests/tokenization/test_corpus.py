@@ -8,9 +8,11 @@ from tokenization.corpus import (
     SKIP_REASONS,
     BadRecordError,
     SkipReport,
+    UnreadableFileError,
     iter_documents,
     resolve_inputs,
 )
+from tokenization.errors import UserError
 
 BAD_LINES = {
     "invalid_json": b'{"text": "broken"\n',
@@ -28,10 +30,10 @@ def write_jsonl(path: Path, texts: list[str]) -> Path:
 
 def test_reads_real_wiki_sample_in_order(wiki_sample: Path) -> None:
     docs = list(iter_documents(wiki_sample))
-    assert len(docs) == 150
+    assert len(docs) == 30
     first = json.loads(wiki_sample.open(encoding="utf-8").readline())
     assert docs[0].text == first["text"] and docs[0].line == 1
-    assert [d.line for d in docs] == list(range(1, 151))
+    assert [d.line for d in docs] == list(range(1, 31))
 
 
 def test_reads_txt_gz_and_custom_text_field(tmp_path: Path) -> None:
@@ -50,6 +52,7 @@ def test_bad_record_errors_with_file_line_and_fix(tmp_path: Path, reason: str) -
         list(iter_documents(path))
     message = str(info.value)
     assert f"{path.resolve()}:2:" in message and "on_bad_record" in message
+    assert isinstance(info.value, UserError)  # `zhllama` prints it as one line and exits 2
 
 
 def test_skip_counts_every_reason(tmp_path: Path) -> None:
@@ -59,16 +62,52 @@ def test_skip_counts_every_reason(tmp_path: Path) -> None:
     docs = list(iter_documents(path, on_bad_record="skip", report=report))
     assert [d.text for d in docs] == ["first", "last"]
     assert [d.line for d in docs] == [1, 2 + len(BAD_LINES)]
-    assert report.counts == dict.fromkeys(SKIP_REASONS, 1)
+    assert report.counts == {**dict.fromkeys(SKIP_REASONS, 1), "unreadable_file": 0}
     assert report.total == len(BAD_LINES)
     assert report.examples[0].startswith(f"{path.resolve()}:2: ")
 
 
-def test_blank_txt_line_is_an_empty_document(tmp_path: Path) -> None:
-    path = tmp_path / "a.txt"
-    path.write_text("one\n\ntwo\n", encoding="utf-8")
-    with pytest.raises(BadRecordError, match=r"a.txt:2: empty document"):
+@pytest.mark.parametrize("name", ["a.txt", "a.jsonl"])
+def test_blank_lines_separate_documents_and_are_not_records(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    lines = ["one", "", "two", "  \t", "\r", "three"]
+    if name.endswith(".jsonl"):
+        lines = [json.dumps({"text": line}) if line.strip() else line for line in lines]
+    path.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    report = SkipReport()
+    docs = list(iter_documents(path, on_bad_record="skip", report=report))
+    assert [(d.text, d.line) for d in docs] == [("one", 1), ("two", 3), ("three", 6)]
+    assert report.total == 0
+    assert [d.text for d in iter_documents(path)] == ["one", "two", "three"]  # no error either
+
+
+def truncated_gzip(path: Path, lines: int) -> Path:
+    data = "".join(json.dumps({"text": f"第{i}篇文章" * 200}, ensure_ascii=False) + "\n" for i in range(lines))
+    packed = gzip.compress(data.encode("utf-8"))
+    path.write_bytes(packed[: len(packed) // 2])
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "fake"])
+def test_a_damaged_gzip_is_named_or_counted_once_as_skipped(tmp_path: Path, damage: str) -> None:
+    if damage == "truncated":
+        path = truncated_gzip(tmp_path / "wiki.jsonl.gz", 400)
+        detail = "truncated"
+    else:
+        path = tmp_path / "wiki.jsonl.gz"
+        path.write_text('{"text": "plain text, not gzip"}\n', encoding="utf-8")
+        detail = "not a valid gzip file"
+    with pytest.raises(UnreadableFileError) as info:
         list(iter_documents(path))
+    message = str(info.value)
+    assert message.startswith(f"{path.resolve()}: unreadable from line ") and detail in message
+    assert "--on_bad_record skip" in message and "\n" not in message
+    report = SkipReport()
+    docs = list(iter_documents(path, on_bad_record="skip", report=report))
+    assert report.counts["unreadable_file"] == report.total == 1
+    assert report.examples[0].startswith(f"{path.resolve()}:{len(docs) + 1}: unreadable_file ({detail}")
+    if damage == "truncated":
+        assert 0 < len(docs) < 400 and all(d.text.startswith(f"第{i}篇") for i, d in enumerate(docs))
 
 
 def test_resolve_inputs_dirs_globs_and_missing(tmp_path: Path) -> None:
@@ -80,7 +119,7 @@ def test_resolve_inputs_dirs_globs_and_missing(tmp_path: Path) -> None:
     assert resolve_inputs(tmp_path / "corpus") == [a.resolve(), b.resolve()]
     assert resolve_inputs(str(tmp_path / "corpus" / "**" / "*.jsonl")) == [a.resolve(), b.resolve()]
     assert resolve_inputs([b, a, b]) == [b.resolve(), a.resolve()]
-    with pytest.raises(FileNotFoundError, match="missing.jsonl: input not found"):
+    with pytest.raises(UserError, match="missing.jsonl: input not found"):
         resolve_inputs(tmp_path / "missing.jsonl")
     with pytest.raises(FileNotFoundError, match="glob matches no"):
         resolve_inputs(str(tmp_path / "*.jsonl"))

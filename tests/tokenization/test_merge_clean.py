@@ -1,4 +1,4 @@
-"""The clean merge's four properties, on the real LLaMA and Mistral vocabularies and the anchor's Chinese model."""
+"""The clean merge's four properties, on the real Mistral and LLaMA vocabularies and the anchor's Chinese model."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from tokenization.sentencepiece_proto import CONTROL, NORMAL, load_model_proto, 
 
 
 @pytest.fixture(scope="module")
-def clean(zh_tokenizer_dir: Path, llama_tokenizer_model: Path):
+def clean(zh_tokenizer_dir: Path, base_tokenizer_model: Path):
     merged = load_model_proto(zh_tokenizer_dir / "tokenizer.model")
-    base = load_model_proto(llama_tokenizer_model)
+    base = load_model_proto(base_tokenizer_model)
     report = json.loads((zh_tokenizer_dir / "merge_report.json").read_text())
     return base, merged, report
 
@@ -61,13 +61,12 @@ def test_new_scores_are_distinct_float32_and_below_every_ordinary_base_score(cle
     assert scores.min() > -1e9  # never in the whitespace pieces' -1e9 band
 
 
-def test_non_chinese_llama_vectors_tokenize_as_with_the_base(clean, llama_vectors) -> None:
-    _, merged, _ = clean
-    sp = processor(merged)
-    non_chinese = [(text, ids) for text, ids in llama_vectors if not cjk_runs(text)]
+def test_non_chinese_test_vectors_tokenize_as_with_the_base(clean, vector_texts) -> None:
+    base, merged, _ = clean
+    non_chinese = [text for text in vector_texts if not cjk_runs(text)]
     assert len(non_chinese) == 44
-    for text, ids in non_chinese:
-        assert sp.encode(text) == ids, text
+    for text in non_chinese:
+        assert processor(merged).encode(text) == processor(base).encode(text), text
 
 
 def test_english_prose_and_code_tokenize_as_with_the_base(clean, english_prose, python_sources) -> None:
@@ -85,14 +84,18 @@ def test_cjk_runs_cost_at_most_two_percent_more_than_the_anchor(clean, anchor_di
     assert clean_tokens <= 1.02 * anchor_tokens, (clean_tokens, anchor_tokens)
 
 
-def test_works_for_the_mistral_base(shared_data, chinese_sp_model, tmp_path) -> None:
-    base_file = shared_data / "tokenizers" / "mistral_v1" / "tokenizer.model"
-    report = merge_tokenizers(base_file, chinese_sp_model, tmp_path / "out")
+@pytest.mark.shared_data
+def test_works_for_the_llama_base_and_keeps_its_known_ids(llama_tokenizer_model, chinese_sp_model, llama_vectors,
+                                                          tmp_path) -> None:
+    report = merge_tokenizers(llama_tokenizer_model, chinese_sp_model, tmp_path / "out")
     merged = load_model_proto(tmp_path / "out" / "tokenizer.model")
-    base = load_model_proto(base_file)
+    base = load_model_proto(llama_tokenizer_model)
     assert report["added_pieces"] > 15000 and report["unreachable_added_pieces"] == 0
     assert all(is_cjk_piece(p.piece) for p in merged.pieces[32000:])
-    text = "Mistral 7B v0.1 was released in 2023.   def f(x):\n        return x"
+    non_chinese = [(text, ids) for text, ids in llama_vectors if not cjk_runs(text)]
+    assert len(non_chinese) == 44
+    assert [processor(merged).encode(text) for text, _ in non_chinese] == [ids for _, ids in non_chinese]
+    text = "LLaMA 7B was released in 2023.   def f(x):\n        return x"
     assert processor(merged).encode(text) == processor(base).encode(text)
     assert len(processor(merged).encode("中华人民共和国成立于1949年")) < len(processor(base).encode("中华人民共和国成立于1949年"))
 
@@ -106,7 +109,7 @@ def test_pad_token_is_a_control_piece_registered_as_pad(zh_tokenizer_dir_with_pa
 
 
 def test_add_pieces_colliding_with_byte_or_control_pieces_are_refused(
-    llama_tokenizer_model, chinese_sp_model, tmp_path
+    base_tokenizer_model, chinese_sp_model, tmp_path
 ) -> None:
     add = load_model_proto(chinese_sp_model)
     normal = next(p for p in add.pieces if p.type == NORMAL)
@@ -114,19 +117,19 @@ def test_add_pieces_colliding_with_byte_or_control_pieces_are_refused(
     bad = tmp_path / "colliding.model"
     write_model(add, bad)
     with pytest.raises(MergeConflict, match=r"colliding\.model.*collide with control/byte pieces.*'<0x0A>'"):
-        clean_merge(load_model_proto(llama_tokenizer_model), load_model_proto(bad), add_name=str(bad))
+        clean_merge(load_model_proto(base_tokenizer_model), load_model_proto(bad), add_name=str(bad))
     with pytest.raises(MergeConflict, match="collide"):
-        merge_tokenizers(llama_tokenizer_model, bad, tmp_path / "out", mode="anchor")
+        merge_tokenizers(base_tokenizer_model, bad, tmp_path / "out", mode="anchor")
     assert not (tmp_path / "out").exists()
 
 
-def test_pad_token_that_text_could_produce_is_refused(llama_tokenizer_model, chinese_sp_model) -> None:
-    with pytest.raises(MergeConflict, match="--pad-token"):
-        clean_merge(load_model_proto(llama_tokenizer_model), load_model_proto(chinese_sp_model), pad_token="中国")
+def test_pad_token_that_text_could_produce_is_refused(base_tokenizer_model, chinese_sp_model) -> None:
+    with pytest.raises(MergeConflict, match="--pad_token"):
+        clean_merge(load_model_proto(base_tokenizer_model), load_model_proto(chinese_sp_model), pad_token="中国")
 
 
-def test_existing_control_pad_is_reused(llama_tokenizer_model, chinese_sp_model) -> None:
-    base = load_model_proto(llama_tokenizer_model)
+def test_existing_control_pad_is_reused(base_tokenizer_model, chinese_sp_model) -> None:
+    base = load_model_proto(base_tokenizer_model)
     merged, report = clean_merge(base, tiny_add_model(chinese_sp_model, ["中文"]), pad_token="</s>")
     assert not report.pad_added and merged.trainer_spec.pad_piece == "</s>"
     assert merged.pieces[2].type == CONTROL
@@ -144,9 +147,9 @@ def tiny_add_model(chinese_sp_model: Path, pieces: list[str]):
 
 
 def test_characters_missing_from_both_vocabularies_are_added_as_single_pieces(
-    llama_tokenizer_model, chinese_sp_model
+    base_tokenizer_model, chinese_sp_model
 ) -> None:
-    base = load_model_proto(llama_tokenizer_model)
+    base = load_model_proto(base_tokenizer_model)
     assert not {"龘", "靐"} & {p.piece for p in base.pieces}
     merged, report = clean_merge(base, tiny_add_model(chinese_sp_model, ["龘靐", "2%。", "▁龘"]))
     assert report.missing_chars_added == 2 and report.added_pieces == 1 and report.skipped_not_cjk == 2
@@ -154,11 +157,11 @@ def test_characters_missing_from_both_vocabularies_are_added_as_single_pieces(
     assert processor(merged, add_dummy_prefix=False).encode("龘靐", out_type=str) == ["龘靐"]
 
 
-def test_pieces_left_unreachable_are_dropped_and_counted(llama_tokenizer_model, chinese_sp_model, monkeypatch) -> None:
+def test_pieces_left_unreachable_are_dropped_and_counted(base_tokenizer_model, chinese_sp_model, monkeypatch) -> None:
     import tokenization.merge_clean as merge_clean
 
     monkeypatch.setattr(merge_clean, "MAX_ROUNDS", 0)  # no intermediate pieces: what needs them must go
-    merged, report = merge_clean.clean_merge(load_model_proto(llama_tokenizer_model), load_model_proto(chinese_sp_model))
+    merged, report = merge_clean.clean_merge(load_model_proto(base_tokenizer_model), load_model_proto(chinese_sp_model))
     assert report.intermediate_pieces == 0 and report.dropped_unreachable > 100
     assert report.added_pieces == report.candidates - report.dropped_unreachable
     assert unreachable_piece_ids(merged) == []

@@ -16,13 +16,13 @@ def stripping(model: Path):
     return proto
 
 
-def test_leading_space_pieces_stay_reachable_when_the_normalizer_strips_whitespace(llama_tokenizer_model) -> None:
-    assert unreachable_piece_ids(stripping(llama_tokenizer_model)) == []
+def test_leading_space_pieces_stay_reachable_when_the_normalizer_strips_whitespace(base_tokenizer_model) -> None:
+    assert unreachable_piece_ids(stripping(base_tokenizer_model)) == []
 
 
-def test_tokenizer_json_refuses_a_normalizer_it_cannot_reproduce(llama_tokenizer_model) -> None:
+def test_tokenizer_json_refuses_a_normalizer_it_cannot_reproduce(base_tokenizer_model) -> None:
     with pytest.raises(ValueError, match="not reproduced by tokenizer.json"):
-        build_tokenizer(stripping(llama_tokenizer_model))
+        build_tokenizer(stripping(base_tokenizer_model))
 
 
 def test_sentence_length_below_one_character_is_refused(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
 from tokenization.hf_tokenizer_files import build_tokenizer
+from tokenization.constants import SPACE_PIECE
 from tokenization.sentencepiece_equivalent import (
-    SPACE,
     VERIFIED_RUN_LENGTH,
     NoEquivalent,
     SentencePieceEquivalent,
@@ -60,15 +60,15 @@ def random_bpe_proto(rng: random.Random, alphabet: list[str], merges: int, tie_s
 
 def cleared(equivalent: SentencePieceEquivalent, text: str) -> bool:
     pattern = equivalent.unsafe_pattern()
-    return pattern is None or not pattern.search(equivalent.prefix + text.replace(" ", SPACE))
+    return pattern is None or not pattern.search(equivalent.prefix + text.replace(" ", SPACE_PIECE))
 
 
 def test_random_vocabularies_agree_on_every_cleared_text() -> None:
     rng = random.Random(20261130)
     checked = routed = 0
     for _ in range(60):
-        alphabet = rng.sample(list("abcd") + [SPACE], k=rng.randint(2, 5))
-        proto = random_bpe_proto(rng, sorted(set(alphabet) | {SPACE}), rng.randint(5, 50), rng.choice([0.0, 0.3, 0.8]))
+        alphabet = rng.sample(list("abcd") + [SPACE_PIECE], k=rng.randint(2, 5))
+        proto = random_bpe_proto(rng, sorted(set(alphabet) | {SPACE_PIECE}), rng.randint(5, 50), rng.choice([0.0, 0.3, 0.8]))
         tokenizer = build_tokenizer(proto)
         equivalent = build_equivalent(tokenizer.to_str())
         sentencepiece = spm.SentencePieceProcessor(model_proto=equivalent.model_proto)
@@ -92,36 +92,36 @@ def test_an_uncleared_text_really_can_differ() -> None:
     from tokenizers.models import BPE
 
     specials = ["<unk>"] + [f"<0x{b:02X}>" for b in range(256)]
-    pieces = specials + [SPACE, "a", "b", "c", "d", "ab", "bc", "cd", "abc"]
+    pieces = specials + [SPACE_PIECE, "a", "b", "c", "d", "ab", "bc", "cd", "abc"]
     merges = [("a", "b"), ("a", "bc"), ("c", "d"), ("ab", "c"), ("b", "c")]
     tokenizer = Tokenizer(BPE({p: i for i, p in enumerate(pieces)}, merges, unk_token="<unk>", byte_fallback=True))
-    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend(SPACE), normalizers.Replace(" ", SPACE)])
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend(SPACE_PIECE), normalizers.Replace(" ", SPACE_PIECE)])
     equivalent = build_equivalent(tokenizer.to_str())
     sentencepiece = spm.SentencePieceProcessor(model_proto=equivalent.model_proto)
-    assert tokenizer.encode("abcd").tokens == [SPACE, "ab", "cd"]
-    assert equivalent.prefix == SPACE and equivalent.boundary == "\n"
-    assert sentencepiece.encode(SPACE + "abcd", out_type=str) == [SPACE, "abc", "d"]
+    assert tokenizer.encode("abcd").tokens == [SPACE_PIECE, "ab", "cd"]
+    assert equivalent.prefix == SPACE_PIECE and equivalent.boundary == "\n"
+    assert sentencepiece.encode(SPACE_PIECE + "abcd", out_type=str) == [SPACE_PIECE, "abc", "d"]
     assert not cleared(equivalent, "abcd") and not cleared(equivalent, "xxabcdxx")
     for text in ("ab", "bc", "dcba", "bab"):
         assert cleared(equivalent, text)
-        assert sentencepiece.encode(SPACE + text) == tokenizer.encode(text).ids
+        assert sentencepiece.encode(SPACE_PIECE + text) == tokenizer.encode(text).ids
 
 
 @pytest.fixture(scope="module")
-def llama_equivalent(llama_tokenizer_model: Path) -> SentencePieceEquivalent:
-    return build_equivalent(build_tokenizer(load_model_proto(llama_tokenizer_model)).to_str())
+def base_equivalent(base_tokenizer_model: Path) -> SentencePieceEquivalent:
+    return build_equivalent(build_tokenizer(load_model_proto(base_tokenizer_model)).to_str())
 
 
-def test_llama_whitespace_runs_are_verified_up_to_the_limit(llama_equivalent) -> None:
-    runs = [s for s in llama_equivalent.unsafe_substrings if set(s) == {SPACE}]
-    assert runs == [SPACE * (VERIFIED_RUN_LENGTH + 1)]
-    assert llama_equivalent.proven_pieces > 29_000 and llama_equivalent.unsafe_pieces < 300
+def test_base_whitespace_runs_are_verified_up_to_the_limit(base_equivalent) -> None:
+    runs = [s for s in base_equivalent.unsafe_substrings if set(s) == {SPACE_PIECE}]
+    assert runs == [SPACE_PIECE * (VERIFIED_RUN_LENGTH + 1)]
+    assert base_equivalent.proven_pieces > 28_000 and base_equivalent.unsafe_pieces < 300
 
 
-def test_added_tokens_send_their_texts_to_tokenizers(llama_equivalent) -> None:
+def test_added_tokens_send_their_texts_to_tokenizers(base_equivalent) -> None:
     for token in ("<s>", "</s>", "<unk>"):
-        assert token in llama_equivalent.unsafe_substrings
-        assert not cleared(llama_equivalent, f"正文 {token} 正文")
+        assert token in base_equivalent.unsafe_substrings
+        assert not cleared(base_equivalent, f"正文 {token} 正文")
 
 
 def _with(config: dict, **changes) -> str:
@@ -131,7 +131,7 @@ def _with(config: dict, **changes) -> str:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda c: {"pre_tokenizer": {"type": "Metaspace", "replacement": SPACE, "prepend_scheme": "first"}},
+        (lambda c: {"pre_tokenizer": {"type": "Metaspace", "replacement": SPACE_PIECE, "prepend_scheme": "first"}},
          "pre-tokenizer"),
         (lambda c: {"normalizer": {"type": "Lowercase"}}, "normalizer"),
         (lambda c: {"model": {**c["model"], "byte_fallback": False}}, "byte-fallback"),
@@ -141,8 +141,8 @@ def _with(config: dict, **changes) -> str:
         (lambda c: {"added_tokens": [{**t, "normalized": True} for t in c["added_tokens"]]}, "after normalization"),
     ],
 )
-def test_pipelines_without_a_sentencepiece_counterpart_are_refused(llama_tokenizer_model, change, reason) -> None:
-    config = json.loads(build_tokenizer(load_model_proto(llama_tokenizer_model)).to_str())
+def test_pipelines_without_a_sentencepiece_counterpart_are_refused(base_tokenizer_model, change, reason) -> None:
+    config = json.loads(build_tokenizer(load_model_proto(base_tokenizer_model)).to_str())
     with pytest.raises(NoEquivalent, match=reason):
         build_equivalent(_with(config, **change(config)))
 

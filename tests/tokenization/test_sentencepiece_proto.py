@@ -3,9 +3,9 @@ import pytest
 from tokenization.sentencepiece_proto import NotASentencePieceModel, load_model_proto, resolve_model_file
 
 
-def test_loads_a_model_file_or_a_directory_holding_tokenizer_model(llama_tokenizer_model) -> None:
-    assert len(load_model_proto(llama_tokenizer_model).pieces) == 32000
-    assert resolve_model_file(llama_tokenizer_model.parent) == llama_tokenizer_model
+def test_loads_a_model_file_or_a_directory_holding_tokenizer_model(base_tokenizer_model) -> None:
+    assert len(load_model_proto(base_tokenizer_model).pieces) == 32000
+    assert resolve_model_file(base_tokenizer_model.parent) == base_tokenizer_model
 
 
 def test_missing_file_is_refused_naming_it(tmp_path) -> None:
@@ -21,12 +21,12 @@ def test_tokenizer_json_only_directory_is_refused(tmp_path) -> None:
         load_model_proto(tmp_path / "tokenizer.json")
 
 
-def test_garbage_and_truncated_files_are_refused(tmp_path, llama_tokenizer_model) -> None:
+def test_garbage_and_truncated_files_are_refused(tmp_path, base_tokenizer_model) -> None:
     garbage = tmp_path / "garbage.model"
     garbage.write_bytes(b"\xff\x00 certainly not protobuf \x13\x37" * 10)
     with pytest.raises(NotASentencePieceModel, match=r"garbage\.model"):
         load_model_proto(garbage)
     truncated = tmp_path / "truncated.model"
-    truncated.write_bytes(llama_tokenizer_model.read_bytes()[:1000])
+    truncated.write_bytes(base_tokenizer_model.read_bytes()[:1000])
     with pytest.raises(NotASentencePieceModel, match=r"truncated\.model"):
         load_model_proto(truncated)

@@ -1,0 +1,55 @@
+"""Reading what a stage wrote: its checkpoint file (or its run directory's newest one), ``weights_only``, refused in
+one line unless it is a ``zhllama fit`` checkpoint of this format; and the lineage a next stage starts from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning_modules.run_checkpoints import newest_checkpoint, read_checkpoint
+from lightning_modules.stage_lineage import Base, StageLineage
+from tokenization.errors import UserError
+
+#: The checkpoint entry zhllama adds to Lightning's: freeze policy, vocabulary, lineage.
+CHECKPOINT_KEY = "zhllama"
+#: Version of that entry: 2 carries the base fingerprint and the earlier stages' trained tensors.
+CHECKPOINT_FORMAT = 2
+
+
+def is_model_dir(path: Path) -> bool:
+    return (Path(path) / "config.json").is_file()
+
+
+def checkpoint_file(source: str | os.PathLike) -> Path:
+    """``source`` as an absolute checkpoint file: itself, or a run directory's newest readable checkpoint."""
+    path = Path(source).expanduser().resolve()
+    if path.is_dir():
+        return newest_checkpoint(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file, run directory or model directory")
+    return path
+
+
+def read_stage_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """A ``zhllama fit`` checkpoint, loaded ``weights_only``. ``mmap`` maps the tensors instead of reading them:
+    for a short read only, since a file rewritten in place would change them underneath."""
+    checkpoint = read_checkpoint(path, mmap=mmap)
+    record = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
+    if record is None or "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
+        raise UserError(f"{path}: not a checkpoint written by `zhllama fit` (no zhllama record); pass a stage's "
+                        ".ckpt, its run directory or an exported model directory")
+    if record.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: written by an older zhllama (checkpoint format {record.get('format', 1)}, this "
+                        f"one reads {CHECKPOINT_FORMAT}); restore and export it with the zhllama that wrote it")
+    return checkpoint
+
+
+def lineage_after(source: str | os.PathLike) -> StageLineage:
+    """Where a stage that starts from ``source`` starts (what ``model.init_from`` reads, once): a model directory
+    is a new base; a checkpoint or run directory adds its stage to that stage's own lineage."""
+    path = Path(source).expanduser().resolve()
+    if path.is_dir() and is_model_dir(path):
+        return StageLineage(Base.of(str(path), None, 0))
+    checkpoint = read_stage_checkpoint(checkpoint_file(path))
+    return StageLineage.after(checkpoint[CHECKPOINT_KEY], checkpoint["state_dict"])
