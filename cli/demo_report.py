@@ -36,6 +36,7 @@ def report_figure(stages: Sequence[StageBits], tokens_per_char: dict[str, tuple[
         bars = right.bar([x + offset for x in range(len(kinds))], [tokens_per_char[k][index] for k in kinds],
                          width=0.4, label=label)
         right.bar_label(bars, fmt="%.3f", fontsize=8)
+    right.set_ylim(0, 1.3 * max(max(pair) for pair in tokens_per_char.values()))  # room for the legend
     right.set_xticks(range(len(kinds)), kinds)
     right.set_ylabel("tokens per character (held-out text)")
     right.set_title("tokenizer before / after the merge")

@@ -26,7 +26,7 @@ from itertools import islice
 from pathlib import Path
 
 from cli.parsers import command_parser
-from tokenization.corpus import BadRecordError, Document, iter_documents, resolve_inputs
+from tokenization.corpus import BadRecordError, Document, UnreadableFileError, iter_documents, resolve_inputs
 from tokenization.errors import UserError
 
 MODEL_HELP = ("an exported or any Hugging Face model directory, a `zhllama fit` checkpoint or run directory, or a "
@@ -50,9 +50,12 @@ def documents(inputs: list[str], max_docs: int | None) -> Iterator[Document]:
     """The inputs' documents in order; a bad record stops the run naming ``file:line``."""
     try:
         yield from islice(iter_documents(inputs), max_docs)
-    except BadRecordError as error:
+    except BadRecordError as error:  # the reader's own advice names data prepare's --on_bad_record, not ours
         where_what = str(error).split(". Fix or remove")[0]
         raise UserError(f"{where_what}; fix or remove that record (zhllama eval scores every record)") from None
+    except UnreadableFileError as error:
+        where_what = str(error).split(", or set on_bad_record")[0]
+        raise UserError(f"{where_what}.") from None
 
 
 def table(rows: list[dict]) -> str:
@@ -111,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         total.add(totals)
         progress.update(1)
     progress.close()
+    if total.documents == 0:
+        raise UserError(f"{' '.join(args.input)}: no documents to score (every line is blank)")
     rows = [{"input": str(path), **totals.summary()} for path, totals in per_file.items()]
     rows.append({"input": "total", "model": str(args.model), "window": args.window, "stride": args.stride,
                  **total.summary()})

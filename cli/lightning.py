@@ -113,6 +113,13 @@ class ZhLlamaCLI(LightningCLI):
         if "ckpt_path" in config and config.ckpt_path is not None:
             config.ckpt_path = self._resolve_ckpt_path(config.ckpt_path, checkpoint_dirs or [root / CHECKPOINT_DIR])
 
+    def _resume_from_checkpoint(self) -> None:
+        """The module rebuilds a resumed stage from the checkpoint's own record, never from ``init_from`` again
+        (the parent may have been continued, moved or deleted since)."""
+        self.model.resume_checkpoint = self.config[self.subcommand].get("ckpt_path")
+
+    before_fit = before_validate = before_test = _resume_from_checkpoint
+
     def _absolute_model_paths(self, model: Namespace) -> None:
         for name in MODEL_PATHS:
             value = model.get(name)

@@ -35,11 +35,14 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         "--kind", default="sentencepiece", choices=("sentencepiece", "bpe"),
         help="sentencepiece: a Chinese SentencePiece model; bpe: new merges continuing a byte-level --base",
     )
-    p.add_argument("--base", default=None, help="--kind bpe: byte-level base (tokenizer.json, its dir, .gguf, tekken.json)")
+    p.add_argument(
+        "--base", default=None, help="--kind bpe: byte-level base (tokenizer.json, its dir, .gguf, tekken.json)"
+    )
     p.add_argument("--min_frequency", type=int, default=2, help="--kind bpe: stop when the best pair is rarer")
     p.add_argument("--text_field", default=defaults.text_field, help="JSON field holding the text (.jsonl inputs)")
     p.add_argument(
-        "--vocab_size", type=int, default=defaults.vocab_size, help="pieces of the Chinese model (--kind bpe: new tokens)"
+        "--vocab_size", type=int, default=defaults.vocab_size,
+        help="pieces of the Chinese model (--kind bpe: new tokens to learn)",
     )
     p.add_argument(
         "--character_coverage", type=float, default=defaults.character_coverage,
@@ -156,7 +159,9 @@ def run_merge(args: argparse.Namespace) -> dict:
         from tokenization.bpe_merge import merge_bpe_extension
 
         if args.mode != "clean" or args.pad_token is not None:
-            raise UserError("--mode anchor and --pad_token are for SentencePiece bases; a byte-level base keeps its own")
+            raise UserError(
+                "--mode anchor and --pad_token are for SentencePiece bases; a byte-level base keeps its own"
+            )
         return merge_bpe_extension(args.base, args.add, args.output)
     return merge_tokenizers(args.base, args.add, args.output, mode=args.mode, pad_token=args.pad_token)
 

@@ -15,6 +15,7 @@ of a CJK character counts for that character); CJK characters are those of :mod:
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 
@@ -118,12 +119,13 @@ class DocumentScore:
         self.nats = np.zeros(len(self.ids), dtype=np.float64)
 
     def totals(self) -> ScoreTotals:
-        cjk = np.zeros(len(self.text) + 1, dtype=np.int64)
+        """The document's sums; each token's nats shared among the characters its offsets cover."""
+        is_cjk = np.zeros(len(self.text) + 1, dtype=np.int64)  # shifted by one: cumulative[i] = CJK in text[:i]
         cjk_bytes = 0
         for run in CJK_RUN.finditer(self.text):
-            cjk[run.start() + 1 : run.end() + 1] = 1
+            is_cjk[run.start() + 1 : run.end() + 1] = 1
             cjk_bytes += len(run.group().encode("utf-8"))
-        cumulative = np.cumsum(cjk)
+        cumulative = np.cumsum(is_cjk)
         spans = np.asarray(self.offsets, dtype=np.int64).reshape(-1, 2)
         width = spans[:, 1] - spans[:, 0]
         share = np.where(width > 0, (cumulative[spans[:, 1]] - cumulative[spans[:, 0]]) / np.maximum(width, 1), 0.0)
@@ -168,7 +170,7 @@ class TextScorer:
 
     def score(self, texts: Iterable[str]) -> Iterator[DocumentScore]:
         """Each text's ``DocumentScore`` with its nats filled in, in order, as soon as all its windows have run."""
-        queue: list[DocumentScore] = []
+        queue: deque[DocumentScore] = deque()
         batch: list[tuple[DocumentScore, Window]] = []
         for text in texts:
             document = self.encode(text)
@@ -181,7 +183,7 @@ class TextScorer:
                     self._run(batch)
                     batch = []
             while queue and queue[0].pending == 0:
-                yield queue.pop(0)
+                yield queue.popleft()
         self._run(batch)
         yield from queue
 

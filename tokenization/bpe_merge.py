@@ -20,10 +20,10 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from tokenization.atomic_write import atomic_directory
+from tokenization.atomic_write import atomic_directory, check_output
 from tokenization.bpe_training import FORMAT
 from tokenization.byte_level_base import ByteLevelBase, load_byte_level_base
-from tokenization.byte_level_tokens import token_bytes, whole_text
+from tokenization.byte_level_tokens import token_bytes, unreachable_token_ids, whole_text
 from tokenization.errors import UserError
 
 #: Rounds of dropping unreachable tokens; each round removes at least one merge, and one or two suffice in practice.
@@ -88,14 +88,6 @@ def extended_document(document: dict, merges: list[tuple[str, str]], first_id: i
     return extended
 
 
-def unreachable_tokens(tokenizer: Tokenizer, merges: list[tuple[str, str]], first_id: int) -> set[str]:
-    """New whole-character tokens whose own text does not encode to exactly themselves."""
-    candidates = [(first_id + k, whole_text(token_bytes(a + b)), a + b) for k, (a, b) in enumerate(merges)]
-    candidates = [(i, text, token) for i, text, token in candidates if text is not None]
-    encoded = tokenizer.encode_batch([text for _, text, _ in candidates], add_special_tokens=False)
-    return {token for (i, _, token), enc in zip(candidates, encoded) if enc.ids != [i]}
-
-
 def without(merges: list[tuple[str, str]], dropped: set[str]) -> list[tuple[str, str]]:
     """``merges`` less those producing a dropped token and, transitively, those built on one."""
     gone = set(dropped)
@@ -114,7 +106,6 @@ class Extension:
 
     merges: list[tuple[str, str]]
     dropped: list[str]
-    document: dict
     tokenizer: Tokenizer
 
 
@@ -124,11 +115,13 @@ def reachable_extension(base: ByteLevelBase, merges: list[tuple[str, str]], firs
     for _ in range(MAX_ROUNDS):
         document = extended_document(base.document, merges, first_id)
         tokenizer = Tokenizer.from_str(json.dumps(document))
-        unreachable = unreachable_tokens(tokenizer, merges, first_id)
+        new_ids = range(first_id, first_id + len(merges))
+        unreachable = {tokenizer.id_to_token(i) for i in unreachable_token_ids(tokenizer, new_ids)}
         if not unreachable:
-            return Extension(merges, dropped, document, tokenizer)
+            return Extension(merges, dropped, tokenizer)
         kept = without(merges, unreachable)
-        dropped += [a + b for a, b in merges if (a, b) not in set(kept)]
+        still = set(kept)
+        dropped += [a + b for a, b in merges if (a, b) not in still]
         merges = kept
     raise UserError(f"merges still unreachable after {MAX_ROUNDS} rounds; retrain with fewer merges (--vocab_size)")
 
@@ -136,15 +129,20 @@ def reachable_extension(base: ByteLevelBase, merges: list[tuple[str, str]], firs
 def write_directory(base: ByteLevelBase, tokenizer: Tokenizer, folder: Path) -> None:
     tokenizer.save(str(folder / "tokenizer.json"))
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False, **base.config}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n")
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     roles = {k: v for k, v in base.config.items() if k in ("bos_token", "eos_token", "unk_token", "pad_token")}
-    (folder / "special_tokens_map.json").write_text(json.dumps(roles, ensure_ascii=False, indent=2) + "\n")
+    (folder / "special_tokens_map.json").write_text(
+        json.dumps(roles, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
 
 
-def merge_bpe_extension(base: str | Path, add: str | Path, output: str | Path) -> dict:
+def merge_bpe_extension(base: str | Path | ByteLevelBase, add: str | Path, output: str | Path) -> dict:
     """Extends the byte-level ``base`` with the merges in ``add`` and writes a tokenizer directory to ``output``."""
     loaded = load_byte_level_base(base)
     add = Path(add).expanduser()
+    check_output(Path(output), [loaded.source, add])  # refuse before the work, not after
     learned = read_learned_merges(add, loaded)
     first_id = max(used_ids(loaded.document)) + 1
     extension = reachable_extension(loaded, learned, first_id)
@@ -166,5 +164,7 @@ def merge_bpe_extension(base: str | Path, add: str | Path, output: str | Path) -
     )
     with atomic_directory(Path(output), kind="tokenizer", inputs=[loaded.source, add]) as staging:
         write_directory(loaded, extension.tokenizer, staging)
-        (staging / "merge_report.json").write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2) + "\n")
+        (staging / "merge_report.json").write_text(
+            json.dumps(asdict(report), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
     return {"output": str(output), **asdict(report)}

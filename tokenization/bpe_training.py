@@ -196,7 +196,7 @@ def learn_merges(
 
 
 def train_bpe_extension(
-    base: str | Path,
+    base: str | Path | ByteLevelBase,
     inputs: Sequence[str | Path],
     output: str | Path,
     num_merges: int = 20000,

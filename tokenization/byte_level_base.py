@@ -67,7 +67,9 @@ def read_document(path: Path) -> tuple[dict, Tokenizer]:
         document = json.loads(text)
         tokenizer = Tokenizer.from_str(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not a tokenizer.json ({exc}); pass a tokenizer.json, its directory or a .gguf") from None
+        raise UserError(
+            f"{path}: not a tokenizer.json ({exc}); pass a tokenizer.json, its directory or a .gguf"
+        ) from None
     except Exception as exc:  # tokenizers raises a bare Exception on a JSON it cannot build
         raise UserError(f"{path}: the tokenizers library cannot load it ({exc})") from None
     return document, tokenizer
@@ -84,11 +86,18 @@ def directory_config(folder: Path) -> dict:
     return {key: config[key] for key in CONFIG_KEYS if config.get(key) is not None}
 
 
-def load_byte_level_base(path: str | Path) -> ByteLevelBase:
-    """The byte-level base at ``path``: a tokenizer.json, a directory holding one, a .gguf or a tekken*.json."""
+def load_byte_level_base(path: str | Path | ByteLevelBase) -> ByteLevelBase:
+    """The byte-level base at ``path``: a tokenizer.json, a directory holding one, a .gguf or a tekken*.json.
+
+    An already loaded base is returned as it is, so a caller that trains, merges and measures converts it once.
+    """
+    if isinstance(path, ByteLevelBase):
+        return path
     path = Path(path).expanduser()
     if not path.exists():
-        raise UserError(f"{path}: base tokenizer not found; pass a tokenizer.json, its directory, a .gguf or a tekken.json")
+        raise UserError(
+            f"{path}: base tokenizer not found; pass a tokenizer.json, its directory, a .gguf or a tekken.json"
+        )
     if path.is_dir():
         if not (path / "tokenizer.json").is_file():
             raise UserError(f"{path}: directory holds neither tokenizer.model nor tokenizer.json; pass a tokenizer")

@@ -7,11 +7,17 @@ character takes three bytes, so extending such a vocabulary needs partial-UTF-8 
 :func:`forces_cjk` decides whether a byte string can only occur in text that holds a CJK character: it holds a
 whole CJK character, or it ends in the lead of a character every completion of which is CJK (``E4 B8`` can only
 become U+4E00..U+4E3F). A merge whose result forces CJK can never apply to text without CJK characters.
+
+:func:`unreachable_token_ids` finds tokens that decode to whole characters but that no text encodes to: their
+own text segments differently, so their embedding rows are wasted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
+
+from tokenizers import Tokenizer
 
 from tokenization.cjk import is_cjk_char
 
@@ -50,6 +56,14 @@ def whole_text(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def unreachable_token_ids(tokenizer: Tokenizer, ids: Iterable[int]) -> list[int]:
+    """Those of ``ids`` whose token decodes to whole characters that do not encode back to exactly that token."""
+    texts = {i: whole_text(token_bytes(tokenizer.id_to_token(i))) for i in ids}
+    whole = [i for i, text in texts.items() if text]
+    encoded = tokenizer.encode_batch([texts[i] for i in whole], add_special_tokens=False)
+    return [i for i, encoding in zip(whole, encoded) if encoding.ids != [i]]
 
 
 def _sequence_length(lead: int) -> int:

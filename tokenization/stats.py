@@ -1,8 +1,8 @@
 """``zhllama tokenizer stats``: how many tokens a tokenizer spends on a corpus, and on its Chinese characters.
 
 Encodes with SentencePiece (the ``tokenizer.model`` a merge writes) or, for a byte-level tokenizer
-(``tokenizer.json``, its directory, a ``.gguf``), with the ``tokenizers`` library, without BOS/EOS. ``byte_fallback_share``
-shows how much text the vocabulary misses (the original LLaMA spends ~43% of its tokens on UTF-8 bytes of
+(``tokenizer.json``, its directory, a ``.gguf``), with the ``tokenizers`` library, without BOS/EOS.
+``byte_fallback_share`` shows how much text the vocabulary misses (the original LLaMA spends ~43% of its tokens on UTF-8 bytes of
 Chinese Wikipedia), ``unreachable_pieces`` counts embedding rows no text can produce, and ``roundtrip_exact``
 says whether decoding gives back every input exactly (false for normalizing models such as NFKC ones).
 """
@@ -19,7 +19,7 @@ import sentencepiece as spm
 from tokenization.corpus import SkipReport, iter_documents
 from tokenization.cjk import count_cjk_chars
 from tokenization.byte_level_base import load_byte_level_base
-from tokenization.byte_level_tokens import token_bytes, whole_text
+from tokenization.byte_level_tokens import token_bytes, unreachable_token_ids, whole_text
 from tokenization.reachability import unreachable_piece_ids
 from tokenization.sentencepiece_proto import BYTE, load_model_proto, resolve_model_file
 from tokenization.tokenizer_kind import tokenizer_kind
@@ -85,9 +85,8 @@ class MeasuredByteLevelTokenizer(MeasuredTokenizer):
         base = load_byte_level_base(path)
         self.file = base.source
         self.tokenizer = base.tokenizer
-        vocab = self.tokenizer.get_vocab(with_added_tokens=False)
-        self.texts = {i: whole_text(token_bytes(token)) for token, i in vocab.items()}
-        self.byte_ids = {i for i, text in self.texts.items() if text is None}
+        self.vocab = self.tokenizer.get_vocab(with_added_tokens=False)
+        self.byte_ids = {i for token, i in self.vocab.items() if whole_text(token_bytes(token)) is None}
         self.counts = TokenCounts()
 
     def add(self, texts: list[str]) -> None:
@@ -101,9 +100,7 @@ class MeasuredByteLevelTokenizer(MeasuredTokenizer):
         return self.tokenizer.get_vocab_size(with_added_tokens=True)
 
     def unreachable_count(self) -> int:
-        ids = [i for i, text in self.texts.items() if text]
-        encoded = self.tokenizer.encode_batch([self.texts[i] for i in ids], add_special_tokens=False)
-        return sum(e.ids != [i] for i, e in zip(ids, encoded))
+        return len(unreachable_token_ids(self.tokenizer, self.vocab.values()))
 
 
 def measured(path: str | Path) -> MeasuredTokenizer:

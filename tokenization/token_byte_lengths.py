@@ -55,7 +55,7 @@ def character_count(data: bytes) -> int:
 def token_texts(tokenizer: Any) -> list[bytes]:
     """The bytes each token id of a Hugging Face fast tokenizer stands for, ``len(tokenizer)`` entries."""
     byte_level = is_byte_level(tokenizer)
-    added = {index: token for index, token in tokenizer.added_tokens_decoder.items()}
+    added = tokenizer.added_tokens_decoder
     special = set(tokenizer.all_special_ids)
     pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     texts: list[bytes] = []

@@ -4,6 +4,7 @@ lm-evaluation-harness on the same documents and model, a ``zhllama fit`` run (wh
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -148,8 +149,15 @@ def test_a_fit_run_monitoring_bits_per_byte_is_a_model_to_evaluate(
 def test_bad_input_is_one_line_and_exit_2(exported: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "好"}\n{"text": 3}\n', "utf-8")
+    truncated = tmp_path / "cut.jsonl.gz"
+    truncated.write_bytes(gzip.compress(('{"text": "好"}\n' * 200).encode())[:60])
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n", "utf-8")
+    small = ["--window", "64", "--stride", "32"]
     for argv, named in (
-        (["--input", bad, "--window", "64", "--stride", "32"], f"{bad}:2"),
+        (["--input", bad, *small], f"{bad}:2"),
+        (["--input", truncated, *small], f"{truncated}: unreadable"),
+        (["--input", blank, *small], "no documents"),
         (["--input", tmp_path / "missing.jsonl"], "missing.jsonl"),
         (["--input", bad, "--window", "64", "--stride", "64"], "--window 64 --stride 64"),
         (["--input", bad, "--max_docs", "0"], "--max_docs 0"),

@@ -1,5 +1,6 @@
 """``zhllama fit`` end to end on the tiny configs: stage 1, resume, stage 2 from stage 1's run directory."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,11 @@ def test_fit_stage1_resume_and_stage2(zh_tokenizer_dir, wiki_sample, tmp_path, m
     assert stage2["hyper_parameters"]["init_from"] == str(stage1)
     assert any("lora_A" in k for k in stage2["state_dict"])
     assert not any("layers.0.self_attn.q_proj.base_layer" in k for k in stage2["state_dict"])
+
+    # a stage resumes from its own checkpoint alone: its parent's run directory may be gone
+    shutil.rmtree(stage1)
+    assert fit("pt_lora.yaml", zh_tokenizer_dir, corpus, cache, "--trainer.max_steps", "3", "--ckpt_path", "last") == 0
+    assert torch.load(tmp_path / "runs/tiny/pt_lora/checkpoints/last.ckpt", weights_only=True)["global_step"] == 3
 
     # `zhllama validate` and `zhllama test` score the trained stage 2, named by its run directory
     for command in ("validate", "test"):

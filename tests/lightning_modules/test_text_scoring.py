@@ -35,7 +35,7 @@ def reference_nats(model, prefix: int, ids: list[int], target: int, context_star
     sequence = [prefix, *ids]
     inputs = torch.tensor([sequence[context_start : target + 1]])
     with torch.no_grad():
-        logits = model(inputs).logits[0, -1]
+        logits = model(inputs, logits_to_keep=1).logits[0, -1]
     return F.cross_entropy(logits[None], torch.tensor([ids[target]])).item()
 
 

@@ -3,34 +3,23 @@
 - a toy base trained here in a second on English prose (GPT-2 layout: ``ByteLevel`` pre-tokenizer and alphabet),
   with a special token whose id comes after the vocabulary, as Qwen2's do;
 - the real SmolLM2 (``.gguf``) and Mistral Tekken tokenizers from the pinned demo assets, fetched once into the
-  demo-asset cache (tests that use them are marked ``demo_assets``), loaded once per session and saved as
-  tokenizer directories so each test reads a ``tokenizer.json`` instead of converting again.
+  demo-asset cache (tests that use them are marked ``demo_assets``) and converted once per session: training and
+  merging take the loaded base, so no test converts again.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from datamodules.demo_assets import asset_path
-from tokenization.bpe_merge import write_directory
 from tokenization.byte_level_base import ByteLevelBase, load_byte_level_base
 from tokenization.byte_level_tokens import bytes_to_unicode
 
 TOY_SPECIAL = "<|endoftext|>"
 REAL_BASES = {"smollm2": "smollm2_gguf", "tekken": "mistral_tekken"}
-
-
-@dataclass(frozen=True)
-class RealBase:
-    """A real base as loaded from its demo asset, and the tokenizer directory it was saved as."""
-
-    name: str
-    loaded: ByteLevelBase
-    folder: Path
 
 
 def bytes_token(data: bytes) -> str:
@@ -61,9 +50,6 @@ def write_jsonl(path: Path, texts: list[str]) -> Path:
     return path
 
 
-def load_real_base(name: str, folder: Path) -> RealBase:
-    """The named real base (``smollm2`` or ``tekken``) from its demo asset, also saved as a tokenizer directory."""
-    loaded = load_byte_level_base(asset_path(REAL_BASES[name]))
-    folder.mkdir(parents=True, exist_ok=True)
-    write_directory(loaded, loaded.tokenizer, folder)
-    return RealBase(name, loaded, folder)
+def load_real_base(name: str) -> ByteLevelBase:
+    """The named real base (``smollm2`` or ``tekken``), converted from its demo asset."""
+    return load_byte_level_base(asset_path(REAL_BASES[name]))

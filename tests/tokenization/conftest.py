@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tokenization.byte_level_bases import RealBase, load_real_base, write_jsonl, write_toy_base
+from tests.tokenization.byte_level_bases import load_real_base, write_jsonl, write_toy_base
+from tokenization.byte_level_base import ByteLevelBase
 
 
 @pytest.fixture(scope="session")
@@ -22,12 +23,12 @@ def wiki5_corpus(wiki_articles: list[str], tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
-def smollm2_base(tmp_path_factory: pytest.TempPathFactory) -> RealBase:
+def smollm2_base() -> ByteLevelBase:
     """SmolLM2-135M's tokenizer, read from its GGUF (demo asset)."""
-    return load_real_base("smollm2", tmp_path_factory.mktemp("smollm2") / "base")
+    return load_real_base("smollm2")
 
 
 @pytest.fixture(scope="session")
-def tekken_base(tmp_path_factory: pytest.TempPathFactory) -> RealBase:
+def tekken_base() -> ByteLevelBase:
     """Mistral's Tekken 240911, converted from its tiktoken ranks (demo asset)."""
-    return load_real_base("tekken", tmp_path_factory.mktemp("tekken") / "base")
+    return load_real_base("tekken")

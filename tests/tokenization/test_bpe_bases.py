@@ -7,17 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.tokenization.byte_level_bases import TOY_SPECIAL, RealBase
-from tokenization.byte_level_base import load_byte_level_base
+from tests.tokenization.byte_level_bases import TOY_SPECIAL
+from tokenization.byte_level_base import ByteLevelBase, load_byte_level_base
 from tokenization.errors import UserError
 from tokenization.tokenizer_kind import tokenizer_kind
 
 
 def test_a_directory_and_its_tokenizer_json_are_the_same_base(toy_base: Path) -> None:
-    folder = toy_base
-    from_dir, from_file = load_byte_level_base(folder), load_byte_level_base(folder / "tokenizer.json")
-    assert from_dir.sha256 == from_file.sha256 and from_dir.config == {"eos_token": TOY_SPECIAL, "pad_token": TOY_SPECIAL}
-    assert tokenizer_kind(folder) == "byte_level" and tokenizer_kind(folder / "tokenizer.json") == "byte_level"
+    from_dir, from_file = load_byte_level_base(toy_base), load_byte_level_base(toy_base / "tokenizer.json")
+    assert from_dir.sha256 == from_file.sha256 and load_byte_level_base(from_dir) is from_dir  # loaded once
+    assert from_dir.config == {"eos_token": TOY_SPECIAL, "pad_token": TOY_SPECIAL}
+    assert tokenizer_kind(toy_base) == "byte_level" and tokenizer_kind(toy_base / "tokenizer.json") == "byte_level"
+
+
+def test_a_sentencepiece_model_is_told_by_its_content_not_its_name(base_tokenizer_model: Path, tmp_path: Path) -> None:
+    renamed = tmp_path / "tokenizer.model.v1"  # how mistral-common ships it
+    renamed.write_bytes(base_tokenizer_model.read_bytes())
+    assert tokenizer_kind(renamed) == "sentencepiece"
 
 
 def test_refuses_what_is_not_a_byte_level_bpe(zh_tokenizer_dir: Path, tmp_path: Path) -> None:
@@ -41,8 +47,8 @@ def test_refuses_what_is_not_a_byte_level_bpe(zh_tokenizer_dir: Path, tmp_path: 
 
 
 @pytest.mark.demo_assets
-def test_smollm2_from_its_gguf(smollm2_base: RealBase) -> None:
-    base = smollm2_base.loaded
+def test_smollm2_from_its_gguf(smollm2_base: ByteLevelBase) -> None:
+    base = smollm2_base
     tokenizer = base.tokenizer
     assert tokenizer.get_vocab_size() == 49152 and len(base.document["model"]["merges"]) == 48900
     assert base.config["bos_token"] == "<|im_start|>" and base.config["eos_token"] == "<|im_end|>"
@@ -54,8 +60,8 @@ def test_smollm2_from_its_gguf(smollm2_base: RealBase) -> None:
 
 
 @pytest.mark.demo_assets
-def test_tekken_converted_from_its_tiktoken_ranks(tekken_base: RealBase) -> None:
-    base = tekken_base.loaded
+def test_tekken_converted_from_its_tiktoken_ranks(tekken_base: ByteLevelBase) -> None:
+    base = tekken_base
     tokenizer = base.tokenizer
     assert tokenizer.get_vocab_size() == 131072 and base.document["model"]["ignore_merges"]
     assert [tokenizer.token_to_id(t) for t in ("<unk>", "<s>", "</s>", "[INST]", "<SPECIAL_999>")] == [0, 1, 2, 3, 999]

@@ -77,7 +77,8 @@ def test_unreachable_tokens_are_dropped_with_what_builds_on_them(toy_base: Path,
     assert report["dropped_unreachable"] == 2 and report["added_tokens"] == len(merges) - 2
     assert report["dropped_examples"] == ["我们的", "我们的的"]
     tokenizer = Tokenizer.from_file(str(tmp_path / "out" / "tokenizer.json"))
-    assert [tokenizer.decode([i]) for i in tokenizer.encode("我们的", add_special_tokens=False).ids] == ["我们", "的"]
+    encoding = tokenizer.encode("我们的", add_special_tokens=False)
+    assert [tokenizer.decode([i]) for i in encoding.ids] == ["我们", "的"]
     assert len(tokenizer.encode("们的", add_special_tokens=False).ids) == 1
 
 

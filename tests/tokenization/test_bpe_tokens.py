@@ -27,19 +27,19 @@ def test_whole_text_tells_partial_utf8_tokens() -> None:
 @pytest.mark.parametrize(
     "data, forced",
     [
-        ("中".encode(), True),  # a whole ideograph
-        ("，".encode(), True),  # fullwidth comma: CJK punctuation
-        ("the中".encode(), True),
-        ("中".encode()[:2], True),  # E4 B8: only U+4E00..U+4E3F follow
-        ("the".encode() + "我".encode()[:1], True),  # E6: every completion, U+6000..U+6FFF, is an ideograph
-        ("䷀".encode()[:2], False),  # E4 B7: also Yijing hexagrams, which are not CJK characters
-        ("Ａ".encode()[:2], False),  # EF BC: fullwidth punctuation but also fullwidth Latin letters
-        ("Ａ".encode(), False),  # fullwidth Latin A is not a CJK character
-        ("\u3000".encode(), False),  # ideographic space
-        ("中".encode()[1:], False),  # a tail: any lead byte could precede it
-        (b"hello world", False),
-        ("é".encode(), False),
-        ("😀".encode()[:3], False),
+        pytest.param("中".encode(), True, id="a whole ideograph"),
+        pytest.param("，".encode(), True, id="fullwidth comma, CJK punctuation"),
+        pytest.param("the中".encode(), True, id="latin then ideograph"),
+        pytest.param("中".encode()[:2], True, id="E4 B8: only U+4E00..U+4E3F follow"),
+        pytest.param("the".encode() + "我".encode()[:1], True, id="E6: every completion U+6000..U+6FFF is CJK"),
+        pytest.param("䷀".encode()[:2], False, id="E4 B7: also Yijing hexagrams, not CJK"),
+        pytest.param("Ａ".encode()[:2], False, id="EF BC: also fullwidth Latin letters"),
+        pytest.param("Ａ".encode(), False, id="fullwidth Latin A"),
+        pytest.param("\u3000".encode(), False, id="ideographic space"),
+        pytest.param("中".encode()[1:], False, id="a tail: any lead byte could precede it"),
+        pytest.param(b"hello world", False, id="ASCII"),
+        pytest.param("é".encode(), False, id="Latin-1 letter"),
+        pytest.param("😀".encode()[:3], False, id="partial emoji"),
     ],
 )
 def test_forces_cjk(data: bytes, forced: bool) -> None:
