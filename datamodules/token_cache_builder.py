@@ -2,7 +2,7 @@
 
 Kept free of Lightning and torch so that ``zhllama data prepare`` and the benchmark measure only what the
 preparation needs: a streaming reader, tokenizer processes and an append-only token file. Only the
-tokenizer directory is read through transformers (for its BOS/EOS ids and exact backend).
+tokenizer (a directory or a ``.gguf``) is read through transformers (for its BOS/EOS ids and exact backend).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from datamodules.token_cache import (
 )
 from tokenization.corpus import OnBadRecord, SkipReport, rejection_error, resolve_inputs
 from tokenization.errors import UserError
+from tokenization.pretrained_tokenizer import is_gguf, load_tokenizer
 from tokenization.sentencepiece_equivalent import NoEquivalent, build_equivalent
 
 
@@ -52,15 +53,18 @@ class UnusableTokenizerError(UserError, ValueError):
 
 
 def load_tokenizer_spec(tokenizer: str | Path) -> TokenizerSpec:
-    """Reads a Hugging Face tokenizer directory into what the workers need (its BOS/EOS ids included).
+    """Reads a Hugging Face tokenizer directory or a ``.gguf``'s tokenizer into what the workers need (its
+    BOS/EOS ids included).
 
-    Remembered per directory state, so ``prepare_data`` then ``setup`` in one process load it once.
+    Remembered per directory (file) state, so ``prepare_data`` then ``setup`` in one process load it once.
     """
     path = Path(tokenizer).expanduser()
+    if is_gguf(path):
+        return _load_tokenizer_spec(path.resolve(), (path.stat().st_size, path.stat().st_mtime_ns))
     if not path.is_dir():
         raise TokenizerNotFoundError(
             f"{tokenizer}: tokenizer directory not found; pass a Hugging Face tokenizer directory "
-            "(one written by `zhllama tokenizer merge` or save_pretrained)"
+            "(one written by `zhllama tokenizer merge` or save_pretrained) or a .gguf file"
         )
     state = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()))
     return _load_tokenizer_spec(path.resolve(), state)
@@ -90,11 +94,11 @@ def _loads_as_tokenizers_backend(path: Path) -> bool:
 def _load_tokenizer_spec(path: Path, state: tuple) -> TokenizerSpec:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if _loads_as_tokenizers_backend(path):
-        from transformers import TokenizersBackend as TokenizerClass
-    else:
-        from transformers import AutoTokenizer as TokenizerClass
+        from transformers import TokenizersBackend
 
-    tok = TokenizerClass.from_pretrained(path)
+        tok = TokenizersBackend.from_pretrained(path)
+    else:
+        tok = load_tokenizer(path)
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is None:
         raise UnusableTokenizerError(f"{path}: needs a fast (tokenizers-backed) tokenizer; save it with tokenizer.json")

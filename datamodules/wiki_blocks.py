@@ -29,7 +29,7 @@ class WikiBlocksDataModule(L.LightningDataModule):
     """Pretraining data: documents from ``.jsonl``/``.jsonl.gz``/``.txt`` files packed into token blocks.
 
     Args:
-        tokenizer: Hugging Face tokenizer directory (the merged Chinese tokenizer).
+        tokenizer: Hugging Face tokenizer directory (the merged Chinese tokenizer) or a ``.gguf`` file.
         inputs: Files, directories or globs of ``.jsonl``, ``.jsonl.gz`` (one JSON object a line) or
             ``.txt`` (one document a line).
         block_size: Tokens per training example.

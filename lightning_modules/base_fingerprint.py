@@ -1,10 +1,14 @@
-"""What a stage was built on, pinned: a base model directory's and a tokenizer's fingerprints, and the one-line
-difference between two of them.
+"""What a stage was built on, pinned: a base model's and a tokenizer's fingerprints, and the one-line difference
+between two of them.
 
 A checkpoint stores only what its stages trained, so it is only meaningful on the base it was built on. The base
-fingerprint covers what decides the weights without reading them: ``config.json``'s content and every weight
-file's name, size and (for safetensors) header, which lists each tensor's name, dtype, shape and offsets. The
-tokenizer fingerprint is the SHA-256 of each tokenizer file: the same ids must mean the same pieces.
+fingerprint covers what decides the weights without reading all of them. A Hugging Face directory: ``config.json``'s
+content and every weight file's name, size and (for safetensors) header, which lists each tensor's name, dtype,
+shape and offsets. A ``.gguf`` file: its name and size, its scalar model metadata (architecture, name, shapes), the
+SHA-256 of everything before the tensor data (all metadata, the tokenizer included, and every tensor's name,
+shape, type and offset) and the SHA-256 of 64 evenly spaced 64 KiB samples of the tensor data (4 MiB read,
+so another model of the same shape and quantisation differs too). The tokenizer fingerprint is the SHA-256 of
+each tokenizer file: the same ids must mean the same pieces.
 """
 
 from __future__ import annotations
@@ -16,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from tokenization.errors import UserError
+from tokenization.pretrained_tokenizer import is_gguf
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".index.json")
-TOKENIZER_FILES = (
-    "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"
-)
+GGUF_SAMPLES, GGUF_SAMPLE_BYTES = 64, 64 * 1024
 
 
 def _safetensors_header_sha256(path: Path) -> str:
@@ -32,9 +35,37 @@ def _safetensors_header_sha256(path: Path) -> str:
         return hashlib.sha256(handle.read(min(length, 100_000_000))).hexdigest()
 
 
+def _gguf_fingerprint(path: Path) -> dict[str, Any]:
+    """``{"config": scalar model metadata, "weights": {name: {"size", "header_sha256", "data_sample_sha256"}}}``."""
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+    except Exception as exc:  # the reader raises bare ValueErrors/struct errors on foreign or truncated files
+        raise UserError(f"{path}: not a readable GGUF ({type(exc).__name__}: {exc}); name a llama.cpp model file")
+    config = {}
+    for key, field in reader.fields.items():
+        value = field.contents() if not key.startswith(("GGUF.", "tokenizer.")) else None
+        if isinstance(value, (str, int, float)):
+            config[key] = value
+    size, start = path.stat().st_size, int(reader.data_offset)
+    data = hashlib.sha256()
+    with open(path, "rb") as handle:
+        header = hashlib.sha256(handle.read(start)).hexdigest()
+        step = max(1, (size - start) // GGUF_SAMPLES)
+        for offset in range(start, size, step):
+            handle.seek(offset)
+            data.update(handle.read(GGUF_SAMPLE_BYTES))
+    entry = {"size": size, "header_sha256": header, "data_sample_sha256": data.hexdigest()}
+    return {"config": config, "weights": {path.name: entry}}
+
+
 def model_fingerprint(model_dir: Path) -> dict[str, Any]:
-    """``{"config": config.json parsed, "weights": {file: {"size", "header_sha256"}}}`` of a HF model directory."""
+    """``{"config": config.json parsed, "weights": {file: {"size", "header_sha256"}}}`` of a HF model directory,
+    or the same of a ``.gguf`` file (see the module's docstring)."""
     model_dir = Path(model_dir)
+    if is_gguf(model_dir):
+        return _gguf_fingerprint(model_dir)
     try:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -52,12 +83,6 @@ def model_fingerprint(model_dir: Path) -> dict[str, Any]:
     return {"config": config, "weights": weights}
 
 
-def tokenizer_files(tokenizer_dir: Path) -> dict[str, bytes]:
-    """The tokenizer files of a directory by name (what defines which id is which piece)."""
-    return {name: (Path(tokenizer_dir) / name).read_bytes() for name in TOKENIZER_FILES
-            if (Path(tokenizer_dir) / name).is_file()}
-
-
 def tokenizer_fingerprint(files: dict[str, bytes]) -> dict[str, str]:
     return {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
 
@@ -72,7 +97,8 @@ def model_difference(recorded: dict[str, Any], actual: dict[str, Any]) -> str | 
         return None
     changes = []
     for key in _changed_keys(recorded["config"], actual["config"])[:3]:
-        changes.append(f"config.json {key}: {recorded['config'].get(key)!r} -> {actual['config'].get(key)!r}")
+        where = "config.json " if "." not in key else ""  # a GGUF's metadata keys are dotted
+        changes.append(f"{where}{key}: {recorded['config'].get(key)!r} -> {actual['config'].get(key)!r}")
     old, new = recorded["weights"], actual["weights"]
     for name in _changed_keys(old, new)[:3]:
         if name not in new:
@@ -81,8 +107,10 @@ def model_difference(recorded: dict[str, Any], actual: dict[str, Any]) -> str | 
             changes.append(f"{name} added")
         elif old[name]["size"] != new[name]["size"]:
             changes.append(f"{name} size {old[name]['size']} -> {new[name]['size']} bytes")
-        else:
+        elif old[name].get("header_sha256") != new[name].get("header_sha256"):
             changes.append(f"{name} holds other tensors (header differs)")
+        else:
+            changes.append(f"{name} holds other weights (sampled tensor data differs)")
     return "; ".join(changes)
 
 

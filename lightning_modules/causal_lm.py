@@ -29,7 +29,28 @@ from lightning_modules.stage_lineage import Base, StageLineage, whole_tensors
 from lightning_modules.throughput import RollingThroughput
 from tokenization.constants import IGNORE_INDEX
 from tokenization.errors import UserError
+from tokenization.pretrained_tokenizer import is_gguf, load_tokenizer
 
+
+
+def decay_new_rows(param: nn.Parameter, first_row: int, optimizer: torch.optim.Optimizer, weight_decay: float) -> None:
+    """Scale rows ``[first_row:]`` of ``param`` by ``1 - lr × weight_decay`` where the optimizer steps them: the
+    parameter itself, or under DeepSpeed ZeRO-1/2 this rank's slice of its fp32 master copy (``_hp_mapping``),
+    which the step copies back over the parameter."""
+    if hasattr(param, "ds_id"):
+        raise UserError("new_rows_only with weight_decay is not supported under DeepSpeed ZeRO-3 (its parameters "
+                        "are partitioned); use ZeRO-2 (configs/strategies/deepspeed_zero2.yaml) or model.weight_decay 0")
+    if not hasattr(param, "_hp_mapping"):
+        lr = next(g["lr"] for g in optimizer.param_groups if any(p is param for p in g["params"]))
+        param.data[first_row:].mul_(1.0 - lr * weight_decay)
+        return
+    mapping = param._hp_mapping
+    if mapping is None:  # no slice of this parameter lives on this rank
+        return
+    factor = 1.0 - optimizer.param_groups[mapping.param_group_index]["lr"] * weight_decay
+    skip = max(first_row * param[0].numel() - mapping.lp_fragment_address.start, 0)
+    if skip < mapping.lp_fragment_address.numel:
+        mapping.hp_fragment.data.view(-1)[skip:].mul_(factor)
 
 
 class CausalLMModule(pl.LightningModule):
@@ -56,13 +77,14 @@ class CausalLMModule(pl.LightningModule):
         """A LLaMA-family causal LM and its training recipe.
 
         Args:
-            pretrained: local Hugging Face model directory to start from.
+            pretrained: local Hugging Face model directory or ``.gguf`` file (dequantised) to start from.
             model_config: instead of ``pretrained``, ``LlamaConfig`` arguments of a random-init model.
             init_seed: seed of the random init (so a checkpoint of trained parameters rebuilds the whole model).
             init_from: start from a previous stage: its checkpoint, its run directory (the newest readable
                 checkpoint there) or an exported HF directory; replaces ``pretrained``/``model_config``. Read
                 once, when the stage starts: the stage's checkpoints carry what it contributed.
-            tokenizer: HF tokenizer directory; embedding and head grow to ``len(tokenizer)`` (new rows at the mean).
+            tokenizer: HF tokenizer directory or ``.gguf`` file (default: a ``.gguf`` base's own); embedding and
+                head grow to ``len(tokenizer)`` (new rows at the mean).
             original_vocab_size: rows that ``new_rows_only`` keeps frozen; default: the base model's vocabulary
                 before any resize in this stage or in earlier stages' checkpoints (an exported HF directory counts
                 as a new base: all its rows are original; set this to train its added rows).
@@ -102,11 +124,10 @@ class CausalLMModule(pl.LightningModule):
     # ----- building -------------------------------------------------------------------------------------------
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase | None:
-        if self.hparams.tokenizer is None:
-            return None
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(self.hparams.tokenizer, local_files_only=True)
+        """``model.tokenizer``, else the tokenizer inside a ``.gguf`` base, else None."""
+        hp = self.hparams
+        source = hp.tokenizer if hp.tokenizer is not None else hp.pretrained if is_gguf(hp.pretrained) else None
+        return None if source is None else load_tokenizer(source)
 
     @property
     def causal_lm(self) -> PreTrainedModel:
@@ -171,6 +192,7 @@ class CausalLMModule(pl.LightningModule):
         n = self.original_vocab_size
         lm = self.causal_lm
         weights = [w for w in (lm.get_input_embeddings().weight, lm.get_output_embeddings().weight) if w.requires_grad]
+        weights = list({id(w): w for w in weights}.values())  # a tied embedding and head: one weight, one hook
         if not weights:
             raise UserError("new_rows_only: neither embed_tokens nor lm_head trains; train one of them or drop new_rows_only")
         if n >= weights[0].shape[0]:
@@ -295,11 +317,9 @@ class CausalLMModule(pl.LightningModule):
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
             self.log("train/grad_norm", norm)
         # AdamW's decoupled decay, new rows only, applied just before the update exactly as torch's AdamW would.
-        frozen = {id(p) for p in self._row_frozen_params}
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if id(p) in frozen and self.hparams.weight_decay:
-                    p.data[self.frozen_vocab_rows :].mul_(1.0 - group["lr"] * self.hparams.weight_decay)
+        if self.hparams.weight_decay:
+            for p in self._row_frozen_params:
+                decay_new_rows(p, self.frozen_vocab_rows, optimizer, self.hparams.weight_decay)
 
     # ----- checkpoints ----------------------------------------------------------------------------------------
     def trainable_parameter_names(self) -> set[str]:

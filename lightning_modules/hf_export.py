@@ -22,14 +22,16 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, PreTrainedModel
 
 from datamodules.sft_batching import pad_token_id
-from lightning_modules.base_fingerprint import tokenizer_difference, tokenizer_files, tokenizer_fingerprint
+from lightning_modules.base_fingerprint import tokenizer_difference, tokenizer_fingerprint
 from lightning_modules.causal_lm import CausalLMModule
 from lightning_modules.checkpoint_io import restore_module
 from lightning_modules.freeze_policy import describe
 from lightning_modules.generation import DTYPES
-from lightning_modules.stage_checkpoint import CHECKPOINT_KEY, checkpoint_file, is_model_dir, read_stage_checkpoint
+from lightning_modules.stage_checkpoint import CHECKPOINT_KEY, checkpoint_file, read_stage_checkpoint
+from lightning_modules.stage_lineage import is_pretrained_model
 from tokenization.atomic_write import atomic_directory, check_output, is_zhllama_output
 from tokenization.errors import UserError
+from tokenization.pretrained_tokenizer import tokenizer_files
 
 Dtype = Literal["bf16", "fp16", "fp32"]
 EMBEDDING_NAMES = ("embed_tokens", "lm_head")
@@ -50,7 +52,7 @@ class ExportSource:
 def export_source(ckpt: str | os.PathLike, tokenizer_dir: str | None, base_dir: str | None) -> ExportSource:
     """Reads (weights_only) and checks what ``ckpt`` names, before anything heavy is built."""
     path = Path(ckpt).expanduser().resolve()
-    if path.is_dir() and is_model_dir(path):
+    if is_pretrained_model(path):
         files = tokenizer_files(Path(tokenizer_dir) if tokenizer_dir else path)
         return ExportSource(path, None, _required(files, path), [path])
     path = checkpoint_file(path)

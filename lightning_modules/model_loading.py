@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, GgufConfig, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from tokenization.errors import UserError
 
@@ -55,9 +55,11 @@ def build_causal_lm(
     dtype = torch.get_default_dtype()
     if pretrained is not None:
         path = Path(pretrained)
-        if path.suffix == ".gguf" and path.is_file():  # llama.cpp's file: transformers dequantises it to `dtype`
+        if path.suffix == ".gguf" and path.is_file():  # llama.cpp's file, dequantised to a plain dense `dtype` model
+            dense = GgufConfig(gguf_file=str(path), dequantize=True)  # trainable and savable: no quantizer left on it
             return AutoModelForCausalLM.from_pretrained(
-                path.parent, gguf_file=path.name, dtype=dtype, attn_implementation="sdpa", local_files_only=True
+                path.parent, gguf_file=path.name, dtype=dtype, attn_implementation="sdpa", local_files_only=True,
+                quantization_config=dense,
             )
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: not a Hugging Face model directory (no config.json); pass a local dir")

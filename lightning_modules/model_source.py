@@ -10,29 +10,11 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, PreTrainedModel
+from transformers import PreTrainedModel
 
 from lightning_modules.model_loading import build_causal_lm
 from tokenization.errors import UserError
-
-GGUF_SUFFIX = ".gguf"
-
-
-def is_gguf(path: Path) -> bool:
-    return path.suffix == GGUF_SUFFIX and path.is_file()
-
-
-def load_tokenizer(source: Path):
-    """The tokenizer of a Hugging Face directory or of a ``.gguf`` file."""
-    if is_gguf(source):
-        try:
-            return AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name, local_files_only=True)
-        except Exception as exc:  # the gguf reader raises bare ValueErrors/KeyErrors on foreign or truncated files
-            raise UserError(f"{source}: cannot read a tokenizer from this GGUF ({type(exc).__name__}: {exc})") from None
-    if not any((source / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json")):
-        raise UserError(f"{source}: no tokenizer (tokenizer_config.json / tokenizer.json) beside the model; save the "
-                        "tokenizer into the model directory")
-    return AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+from tokenization.pretrained_tokenizer import is_gguf, load_tokenizer
 
 
 def load_model_and_tokenizer(
@@ -42,6 +24,7 @@ def load_model_and_tokenizer(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = Path(source).expanduser().resolve()
     if is_gguf(path) or (path / "config.json").is_file():
+        tokenizer = load_tokenizer(path)  # first: a directory without one is refused before the model loads
         previous = torch.get_default_dtype()
         torch.set_default_dtype(dtype)
         try:
@@ -52,7 +35,7 @@ def load_model_and_tokenizer(
             raise UserError(f"{path}: cannot load a model from this GGUF ({type(exc).__name__}: {exc})") from None
         finally:
             torch.set_default_dtype(previous)
-        return model.eval(), load_tokenizer(path)
+        return model.eval(), tokenizer
     from lightning_modules.checkpoint_io import restore_module
 
     module = restore_module(path)

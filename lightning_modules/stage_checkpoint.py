@@ -8,17 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from lightning_modules.run_checkpoints import newest_checkpoint, read_checkpoint
-from lightning_modules.stage_lineage import Base, StageLineage
+from lightning_modules.stage_lineage import Base, StageLineage, is_pretrained_model
 from tokenization.errors import UserError
 
 #: The checkpoint entry zhllama adds to Lightning's: freeze policy, vocabulary, lineage.
 CHECKPOINT_KEY = "zhllama"
 #: Version of that entry: 2 carries the base fingerprint and the earlier stages' trained tensors.
 CHECKPOINT_FORMAT = 2
-
-
-def is_model_dir(path: Path) -> bool:
-    return (Path(path) / "config.json").is_file()
 
 
 def checkpoint_file(source: str | os.PathLike) -> Path:
@@ -47,9 +43,9 @@ def read_stage_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
 
 def lineage_after(source: str | os.PathLike) -> StageLineage:
     """Where a stage that starts from ``source`` starts (what ``model.init_from`` reads, once): a model directory
-    is a new base; a checkpoint or run directory adds its stage to that stage's own lineage."""
+    or ``.gguf`` file is a new base; a checkpoint or run directory adds its stage to that stage's own lineage."""
     path = Path(source).expanduser().resolve()
-    if path.is_dir() and is_model_dir(path):
+    if is_pretrained_model(path):
         return StageLineage(Base.of(str(path), None, 0))
     checkpoint = read_stage_checkpoint(checkpoint_file(path))
     return StageLineage.after(checkpoint[CHECKPOINT_KEY], checkpoint["state_dict"])

@@ -1,7 +1,8 @@
 """Where a stage starts: the pinned base model plus every earlier stage's trained tensors, carried in each checkpoint.
 
 A stage checkpoint stores only what the stage trained. To stand alone it also carries its *lineage*: the base
-(an absolute path with its fingerprint, or a ``model_config`` with its ``init_seed``) and, oldest first, each
+(an absolute path -- a Hugging Face directory or a ``.gguf`` file -- with its fingerprint, or a ``model_config``
+with its ``init_seed``) and, oldest first, each
 earlier stage's freeze policy and trained tensors (LoRA factors unmerged, so a LoRA stage costs its factors, not
 the 13 GB of merged 7B projections). Replaying the lineage -- base, then per stage: resize the vocabulary, apply
 its policy, load its tensors, merge -- rebuilds exactly the model the stage started from, whatever happened to
@@ -23,11 +24,11 @@ from lightning_modules.base_fingerprint import (
     model_difference,
     model_fingerprint,
     tokenizer_difference,
-    tokenizer_files,
     tokenizer_fingerprint,
 )
 from lightning_modules.model_loading import build_causal_lm, resize_vocabulary
 from tokenization.errors import UserError
+from tokenization.pretrained_tokenizer import is_gguf, tokenizer_files
 
 
 def plain_name(key: str) -> str:
@@ -40,9 +41,15 @@ def whole_tensors(keys: Any) -> set[str]:
     return {plain_name(k) for k in keys if "lora_" not in k}
 
 
+def is_pretrained_model(path: Path) -> bool:
+    """A model ``build_causal_lm`` loads from a path: a Hugging Face directory or a ``.gguf`` file."""
+    return is_gguf(path) or (path / "config.json").is_file()
+
+
 @dataclass(frozen=True)
 class Base:
-    """The model a lineage starts from: an absolute HF directory plus its fingerprint, or a random init."""
+    """The model a lineage starts from: an absolute HF directory or ``.gguf`` file plus its fingerprint, or a
+    random init."""
 
     pretrained: str | None = None
     model_config: dict[str, Any] | None = None
@@ -52,13 +59,14 @@ class Base:
     @classmethod
     def of(cls, pretrained: str | None, model_config: dict[str, Any] | None, init_seed: int) -> Base:
         if (pretrained is None) == (model_config is None):
-            raise UserError("give exactly one of `model.pretrained` (a local Hugging Face model directory), "
-                            "`model.model_config` or `model.init_from`")
+            raise UserError("give exactly one of `model.pretrained` (a local Hugging Face model directory or .gguf "
+                            "file), `model.model_config` or `model.init_from`")
         if model_config is not None:
             return cls(model_config=dict(model_config), init_seed=init_seed)
         path = Path(pretrained).expanduser().resolve()
-        if not (path / "config.json").is_file():
-            raise UserError(f"model.pretrained {path}: not a Hugging Face model directory (no config.json)")
+        if not is_pretrained_model(path):
+            raise UserError(f"model.pretrained {path}: neither a Hugging Face model directory (no config.json) nor "
+                            "a .gguf file")
         return cls(pretrained=str(path), init_seed=init_seed, fingerprint=model_fingerprint(path))
 
     def identity(self) -> tuple[Any, ...]:
@@ -71,12 +79,12 @@ class Base:
         if self.model_config is not None:
             if base_dir is not None:
                 raise UserError(f"--base {base_dir}: this checkpoint's base is a random init (model_config), not a "
-                                "directory; drop --base")
+                                "model; drop --base")
             return build_causal_lm(None, self.model_config, self.init_seed)
         path = Path(base_dir).expanduser().resolve() if base_dir is not None else Path(self.pretrained)
-        if not (path / "config.json").is_file():
-            raise UserError(f"base model {path} is missing (no config.json); put it back there, or name where it "
-                            "is now (zhllama export --base DIR)")
+        if not is_pretrained_model(path):
+            raise UserError(f"base model {path} is missing (neither a directory with config.json nor a .gguf file); "
+                            "put it back there, or name where it is now (zhllama export --base DIR_OR_GGUF)")
         difference = model_difference(self.fingerprint, model_fingerprint(path))
         if difference:
             raise UserError(f"base model {path} is not the one this checkpoint was built on ({difference}); "
@@ -84,7 +92,7 @@ class Base:
         return build_causal_lm(str(path), None, self.init_seed)
 
     def tokenizer(self) -> dict[str, Any] | None:
-        """The base directory's own tokenizer, when it has one."""
+        """The base's own tokenizer (a directory's files, or a ``.gguf``'s tokenizer as files), when it has one."""
         files = tokenizer_files(Path(self.pretrained)) if self.pretrained else {}
         return {"path": self.pretrained, "files": files} if "tokenizer_config.json" in files else None
 

@@ -2,10 +2,10 @@
 
 The cells are read from the ``.ipynb`` JSON (nbformat/nbclient are not dependencies) and executed in order in
 one namespace, with the notebook's folder as the working directory, as Jupyter starts it. ``ZHLLAMA_SHARED_DATA``
-points at a stand-in for the shared data folder built from ``tests/assets``, so the notebooks run on a fresh clone:
-the Mistral base (the same SentencePiece BPE format, 32000 pieces, byte fallback) takes the place of LLaMA's
-tokenizer, which may not be committed. ``ZHLLAMA_RUN_DIR`` points at a small TensorBoard run written here, which
-the run-inspection notebook must read back exactly.
+points at a stand-in for the shared data folder built from ``tests/assets``, so the notebooks run on a fresh clone,
+and ``ZHLLAMA_BASE_TOKENIZER`` at the committed Mistral base (the same SentencePiece BPE format, 32000 pieces, byte
+fallback) in place of LLaMA's tokenizer, which may not be committed. ``ZHLLAMA_RUN_DIR`` points at a small
+TensorBoard run written here, which the run-inspection notebook must read back exactly and plot.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ INSPECT = PROJECT_ROOT / "notebooks" / "inspect_tokenizer_and_run.ipynb"
 TRAIN_LOSS = [(5, 9.5), (10, 8.25), (15, 7.0)]
 TRAIN_LR = [(5, 0.001), (10, 0.002), (15, 0.0015)]
 VAL_LOSS = [(10, 8.5), (15, 7.5)]
+VAL_BITS = [(10, 3.25), (15, 2.5)]
 SAMPLES = [
     (10, "| prompt | continuation |\n|---|---|\n| 中国的首都是 | 的的的 |"),
     (15, "| prompt | continuation |\n|---|---|\n| 中国的首都是 | 北京。 |"),
@@ -44,7 +45,8 @@ def cell_source(cell: dict) -> str:
 def write_run(log_dir: Path) -> None:
     """A run folder as the TensorBoard logger and GenerationSamples callback leave it, with known values."""
     writer = SummaryWriter(log_dir=str(log_dir))
-    for tag, series in (("train/loss", TRAIN_LOSS), ("train/lr", TRAIN_LR), ("val/loss", VAL_LOSS)):
+    for tag, series in (("train/loss", TRAIN_LOSS), ("train/lr", TRAIN_LR), ("val/loss", VAL_LOSS),
+                        ("val/bits_per_byte", VAL_BITS)):
         for step, value in series:
             writer.add_scalar(tag, value, global_step=step)
     for step, text in SAMPLES:
@@ -55,12 +57,11 @@ def write_run(log_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    write_run(root / "pt_embed" / "tb")
+    write_run(root / "pt_embed" / "tensorboard" / "version_0")
     return root
 
 
 STAND_IN = {  # path in the shared data layout the notebooks read -> committed asset
-    "tokenizers/llama/tokenizer.model": "tokenizers/mistral_v1/tokenizer.model",
     "tokenizers/chinese_sp.model": "tokenizers/chinese_sp.model",
     "zhwiki/wiki_zh_sample.jsonl": "zhwiki/wiki_zh_sample_first30.jsonl",
 }
@@ -87,6 +88,7 @@ def execute(stand_in_data: Path, run_root: Path) -> Callable[[Path], dict]:
             with pytest.MonkeyPatch.context() as patch:
                 patch.chdir(path.parent)
                 patch.setenv(SHARED_DATA_ENV, str(stand_in_data))
+                patch.setenv("ZHLLAMA_BASE_TOKENIZER", str(ASSETS / "tokenizers" / "mistral_v1" / "tokenizer.model"))
                 patch.setenv("ZHLLAMA_RUN_DIR", str(run_root))
                 patch.setenv("HF_HUB_OFFLINE", "1")
                 for index, cell in enumerate(c for c in load_notebook(path)["cells"] if c["cell_type"] == "code"):
@@ -131,15 +133,19 @@ def test_inspect_notebook_compares_tokenizers(execute: Callable[[Path], dict]) -
 def test_inspect_notebook_reads_the_run_back(execute: Callable[[Path], dict], run_root: Path) -> None:
     namespace = execute(INSPECT)
     [log] = namespace["run_logs"]
-    assert log.path == run_root / "pt_embed" / "tb"
-    assert log.scalars.keys() == {"train/loss", "train/lr", "val/loss"}
-    for tag, expected in (("train/loss", TRAIN_LOSS), ("train/lr", TRAIN_LR), ("val/loss", VAL_LOSS)):
+    assert log.path == run_root / "pt_embed" / "tensorboard" / "version_0"
+    assert log.scalars.keys() == {"train/loss", "train/lr", "val/loss", "val/bits_per_byte"}
+    expected_series = (("train/loss", TRAIN_LOSS), ("train/lr", TRAIN_LR), ("val/loss", VAL_LOSS),
+                       ("val/bits_per_byte", VAL_BITS))
+    for tag, expected in expected_series:
         assert [step for step, _ in log.scalars[tag]] == [step for step, _ in expected]
         assert [value for _, value in log.scalars[tag]] == pytest.approx([value for _, value in expected])
     assert log.samples == SAMPLES
     table = namespace["scalar_table"](log).splitlines()
-    assert table[0].split() == ["step", "train/loss", "val/loss", "train/lr"]
-    assert table[1].split() == ["5", "9.5", "-", "0.001"]
+    assert table[0].split() == ["step", "train/loss", "val/loss", "val/bits_per_byte", "train/lr"]
+    assert table[1].split() == ["5", "9.5", "-", "-", "0.001"]
+    assert namespace["stage_bits"] == [("pt_embed", VAL_BITS[0][1], VAL_BITS[-1][1])]  # the report's bars
+    assert namespace["report"].axes  # drawn: first and last validation bits per byte, tokens per character
 
 
 def test_inspect_notebook_skips_a_missing_run_dir(

@@ -35,4 +35,5 @@ def test_demo_runs_every_stage_and_each_lowers_the_validation_loss(base_tokenize
     assert exported["vocab_size"] == len(AutoTokenizer.from_pretrained(work / "tokenizer"))
     assert (work / "runs" / "tiny" / "sft" / "checkpoints" / "last.ckpt").is_file()
     assert (work / "runs" / "tiny" / "sft" / "tensorboard" / "version_0" / "config.yaml").is_file()
+    assert (work / "report.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")  # bits per byte by stage, tok/char
     assert list(elsewhere.iterdir()) == []

@@ -19,7 +19,7 @@ from tokenization.byte_level_base import ByteLevelBase, load_byte_level_base
 from tokenization.byte_level_tokens import bytes_to_unicode
 
 TOY_SPECIAL = "<|endoftext|>"
-REAL_BASES = {"smollm2": "smollm2_gguf", "tekken": "mistral_tekken"}
+REAL_BASES = {"smollm2": "smollm2_gguf", "tekken": "mistral_tekken", "qwen3": "qwen3_tokenizer"}
 
 
 def bytes_token(data: bytes) -> str:
@@ -51,5 +51,5 @@ def write_jsonl(path: Path, texts: list[str]) -> Path:
 
 
 def load_real_base(name: str) -> ByteLevelBase:
-    """The named real base (``smollm2`` or ``tekken``), converted from its demo asset."""
+    """The named real base (``smollm2``, ``tekken`` or ``qwen3``), loaded from its demo asset."""
     return load_byte_level_base(asset_path(REAL_BASES[name]))

@@ -32,3 +32,9 @@ def smollm2_base() -> ByteLevelBase:
 def tekken_base() -> ByteLevelBase:
     """Mistral's Tekken 240911, converted from its tiktoken ranks (demo asset)."""
     return load_real_base("tekken")
+
+
+@pytest.fixture(scope="session")
+def qwen3_base() -> ByteLevelBase:
+    """Qwen3's tokenizer.json (a Qwen2-style byte-level BPE with 26 added special tokens; demo asset)."""
+    return load_real_base("qwen3")

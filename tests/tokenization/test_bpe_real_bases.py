@@ -49,7 +49,7 @@ def extend(real: ByteLevelBase, corpus: list[Path], merges: int, folder: Path) -
     return Extended(folder / "out", report, real.tokenizer, extended)
 
 
-@pytest.fixture(scope="module", params=["smollm2", "tekken"])
+@pytest.fixture(scope="module", params=["smollm2", "tekken", "qwen3"])
 def extended(request, wiki_articles: list[str], tmp_path_factory: pytest.TempPathFactory) -> Extended:
     """The base extended with a small training set: enough for every property, not for the full ratio."""
     real: ByteLevelBase = request.getfixturevalue(f"{request.param}_base")

@@ -1,0 +1,34 @@
+"""The inputs of the distributed runs, and the one-process stage 1 run every strategy is compared with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.tiny_fit import TINY, small_corpus, tiny_fit_args
+from tests.distributed.launch import EMBEDDING_ONLY, callbacks_config, fit
+
+
+@pytest.fixture(scope="session")
+def inputs(zh_tokenizer_dir: Path, wiki_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("distributed")
+    return {"tokenizer": zh_tokenizer_dir, "corpus": small_corpus(wiki_sample, folder / "inputs"),
+            "cache": folder / "cache", "folder": folder}
+
+
+@pytest.fixture(scope="session")
+def stage1_args(inputs: dict[str, Path]) -> list[str]:
+    """Stage 1 on the tiny model, training the embedding and the head, new rows only, saving every step. The
+    weight decay is large enough that a step that skips the new rows' decay misses by far more than the
+    tolerance (the new rows start near zero, at the old rows' mean)."""
+    policy = callbacks_config(inputs["folder"], EMBEDDING_ONLY, new_rows_only=True, include_lm_head=True)
+    return [*tiny_fit_args("pt_embed.yaml", inputs["tokenizer"], inputs["corpus"], inputs["cache"]),
+            "--model.model_config", TINY, "--model.weight_decay", "10.0", "--config", str(policy)]
+
+
+@pytest.fixture(scope="session")
+def stage1_single(inputs: dict[str, Path], stage1_args: list[str]) -> Path:
+    """Stage 1 in one process with batch 2, two steps: what 2 ranks with batch 1 must reproduce."""
+    return fit(inputs["folder"] / "stage1_single", *stage1_args, strategy="auto", devices=1, batch_size=2,
+               max_steps=2)

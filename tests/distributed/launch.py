@@ -1,0 +1,105 @@
+"""``zhllama fit`` on 2 CPU processes as a subprocess: Lightning's launcher re-runs the command line once per
+extra rank, so a distributed run cannot start inside pytest's own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from tests.cli.tiny_fit import CONFIGS, TINY
+
+ZHLLAMA = Path(sys.executable).parent / "zhllama"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CPU_DEEPSPEED = "tests.distributed.cpu_deepspeed.CPUDeepSpeedStrategy"
+EMBEDDING_ONLY = "callbacks.embedding_only.EmbeddingOnly"
+LORA = "callbacks.lora_with_embeddings.LoRAWithEmbeddings"
+ATOL = 1e-7  # all-reduce sums in another order than one process: observed differences are below 1e-9
+
+
+def sft_args(tokenizer: Path, alpaca: Path) -> list[str]:
+    """``--config configs/tiny/sft.yaml`` on the tiny model, cut down to seconds."""
+    return [
+        "--config", str(CONFIGS / "sft.yaml"),
+        "--data.init_args.tokenizer", str(tokenizer),
+        "--data.init_args.inputs", str(alpaca),
+        "--data.init_args.max_seq_length", "48",
+        "--data.init_args.val_examples", "4",
+        "--trainer.limit_val_batches", "1",
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.num_sanity_val_steps", "0",
+    ]  # fmt: skip
+
+
+def fit(
+    root: Path, *args: str, strategy: str | None = "ddp", devices: int = 2, batch_size: int = 1, max_steps: int = 1,
+    timeout: int = 240,
+) -> Path:
+    """One ``zhllama fit`` into the run directory ``root`` on ``devices`` CPU processes; returns ``root``.
+    ``strategy=None`` leaves the strategy to the configs in ``args``.
+
+    The learning rate is its peak at every step (no warmup, no decay), so a run cut short by ``max_steps`` and
+    resumed follows the uninterrupted run; Adam's ``eps`` is 1, so a step moves each parameter by about
+    ``lr × gradient``: parameters after a step compare gradients, not just their signs."""
+    command = [
+        str(ZHLLAMA), "fit", *args,
+        "--trainer.default_root_dir", str(root),
+        "--trainer.devices", str(devices),
+        "--trainer.accelerator", "cpu",
+        "--trainer.max_steps", str(max_steps),
+        "--trainer.logger", "false",
+        "--data.init_args.batch_size", str(batch_size),
+        "--model.warmup_steps", "0",
+        "--model.min_lr_ratio", "1.0",
+        "--model.eps", "1.0",
+        *(["--trainer.strategy", strategy] if strategy else []),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run(command, cwd=root.parent, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return root
+
+
+def callbacks_config(folder: Path, policy: str, **init_args: object) -> Path:
+    """A config fragment whose callbacks are ``policy`` and a checkpoint at every step (``last.ckpt`` too)."""
+    arguments = ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in init_args.items())
+    path = folder / f"{policy.rsplit('.', 1)[-1]}_{len(list(folder.glob('*.yaml')))}.yaml"
+    path.write_text(
+        "trainer:\n  callbacks:\n"
+        f"    - class_path: {policy}\n      init_args: {{{arguments}}}\n"
+        "    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        "      init_args: {save_last: true, every_n_train_steps: 1, save_top_k: -1}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def checkpoint(root: Path, name: str = "last.ckpt") -> dict:
+    return torch.load(root / "checkpoints" / name, weights_only=True)
+
+
+def trained(root: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
+    """The trained parameters in one of the run's checkpoints."""
+    return checkpoint(root, name)["state_dict"]
+
+
+def assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    """The same parameter names, each equal up to the order of the ranks' sums."""
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=ATOL, msg=lambda m: f"{name}: {m}")
+
+
+def start_weights() -> dict[str, torch.Tensor]:
+    """The tiny model's embedding and head as stage 1 starts, before the vocabulary grows."""
+    from lightning_modules.causal_lm import CausalLMModule
+
+    start = CausalLMModule(model_config=json.loads(TINY), init_seed=0)
+    start.configure_model()
+    lm = start.causal_lm
+    return {"model.model.embed_tokens.weight": lm.get_input_embeddings().weight.detach(),
+            "model.lm_head.weight": lm.get_output_embeddings().weight.detach()}
