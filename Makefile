@@ -11,7 +11,7 @@ $(STAMP): setup.cfg setup.py
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,eval]'
+	$(BIN)/python -m pip install --quiet -e '.[test,eval,deepspeed]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -42,7 +42,8 @@ def _gguf_fingerprint(path: Path) -> dict[str, Any]:
     try:
         reader = GGUFReader(str(path))
     except Exception as exc:  # the reader raises bare ValueErrors/struct errors on foreign or truncated files
-        raise UserError(f"{path}: not a readable GGUF ({type(exc).__name__}: {exc}); name a llama.cpp model file")
+        raise UserError(f"{path}: not a readable GGUF ({type(exc).__name__}: {exc}); name a llama.cpp model "
+                        "file") from None
     config = {}
     for key, field in reader.fields.items():
         value = field.contents() if not key.startswith(("GGUF.", "tokenizer.")) else None
@@ -52,9 +53,9 @@ def _gguf_fingerprint(path: Path) -> dict[str, Any]:
     data = hashlib.sha256()
     with open(path, "rb") as handle:
         header = hashlib.sha256(handle.read(start)).hexdigest()
-        step = max(1, (size - start) // GGUF_SAMPLES)
-        for offset in range(start, size, step):
-            handle.seek(offset)
+        step = (size - start) // GGUF_SAMPLES
+        for index in range(GGUF_SAMPLES):
+            handle.seek(start + index * step)
             data.update(handle.read(GGUF_SAMPLE_BYTES))
     entry = {"size": size, "header_sha256": header, "data_sample_sha256": data.hexdigest()}
     return {"config": config, "weights": {path.name: entry}}

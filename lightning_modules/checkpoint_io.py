@@ -1,10 +1,10 @@
 """Turn what a stage wrote back into the full module it trained (what ``zhllama export`` saves).
 
 A source is a checkpoint file written by ``zhllama fit``, a run directory (its newest readable checkpoint), a
-Hugging Face model directory (an exported stage or any base) or a ``.gguf`` file. Files are read with ``weights_only=True`` only:
-a checkpoint is data, and a crafted pickle is refused before any of its code could run. The model is built the
-way every stage builds its start -- ``CausalLMModule._build_base_model`` replaying a ``StageLineage`` -- so export,
-``init_from`` and resuming share one path.
+Hugging Face model directory (an exported stage or any base) or a ``.gguf`` file. Files are read with
+``weights_only=True`` only: a checkpoint is data, and a crafted pickle is refused before any of its code could run.
+The model is built the way every stage builds its start -- ``CausalLMModule._build_base_model`` replaying a
+``StageLineage`` -- so export, ``init_from`` and resuming share one path.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lightning_modules.deepspeed_checkpoint import is_deepspeed_checkpoint, read_deepspeed_checkpoint
 from lightning_modules.run_checkpoints import newest_checkpoint, read_checkpoint
 from lightning_modules.stage_lineage import Base, StageLineage, is_pretrained_model
 from tokenization.errors import UserError
@@ -18,19 +19,21 @@ CHECKPOINT_FORMAT = 2
 
 
 def checkpoint_file(source: str | os.PathLike) -> Path:
-    """``source`` as an absolute checkpoint file: itself, or a run directory's newest readable checkpoint."""
+    """``source`` as an absolute checkpoint: a file or a DeepSpeed checkpoint directory as given, or a run
+    directory's newest readable checkpoint file."""
     path = Path(source).expanduser().resolve()
     if path.is_dir():
-        return newest_checkpoint(path)
+        return path if is_deepspeed_checkpoint(path) else newest_checkpoint(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint file, run directory or model directory")
     return path
 
 
 def read_stage_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
-    """A ``zhllama fit`` checkpoint, loaded ``weights_only``. ``mmap`` maps the tensors instead of reading them:
-    for a short read only, since a file rewritten in place would change them underneath."""
-    checkpoint = read_checkpoint(path, mmap=mmap)
+    """A ``zhllama fit`` checkpoint (a file, or a DeepSpeed directory consolidated), loaded ``weights_only``.
+    ``mmap`` maps a file's tensors instead of reading them: for a short read only, since a file rewritten in
+    place would change them underneath."""
+    checkpoint = read_deepspeed_checkpoint(path) if is_deepspeed_checkpoint(path) else read_checkpoint(path, mmap=mmap)
     record = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if record is None or "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
         raise UserError(f"{path}: not a checkpoint written by `zhllama fit` (no zhllama record); pass a stage's "

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.tiny_fit import TINY, small_corpus, tiny_fit_args
-from tests.distributed.launch import EMBEDDING_ONLY, callbacks_config, fit
+from tests.distributed.launch import EMBEDDING_ONLY, LORA, callbacks_config, fit
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +32,17 @@ def stage1_single(inputs: dict[str, Path], stage1_args: list[str]) -> Path:
     """Stage 1 in one process with batch 2, two steps: what 2 ranks with batch 1 must reproduce."""
     return fit(inputs["folder"] / "stage1_single", *stage1_args, strategy="auto", devices=1, batch_size=2,
                max_steps=2)
+
+
+@pytest.fixture(scope="session")
+def stage2_args(inputs: dict[str, Path], stage1_single: Path) -> list[str]:
+    """Stage 2 (LoRA r 4 + embedding + head) from the one-process stage 1 run."""
+    policy = callbacks_config(inputs["folder"], LORA, r=4, alpha=8, dropout=0.0)
+    return [*tiny_fit_args("pt_lora.yaml", inputs["tokenizer"], inputs["corpus"], inputs["cache"]),
+            "--model.init_from", str(stage1_single), "--config", str(policy)]
+
+
+@pytest.fixture(scope="session")
+def stage2_single(inputs: dict[str, Path], stage2_args: list[str]) -> Path:
+    """One step of stage 2 in one process with batch 2."""
+    return fit(inputs["folder"] / "stage2_single", *stage2_args, strategy="auto", devices=1, batch_size=2)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.cli.tiny_fit import tiny_fit_args
 from tests.distributed.launch import (
     ATOL, LORA, assert_close, callbacks_config, checkpoint, fit, sft_args, start_weights, trained,
 )
@@ -46,17 +45,14 @@ def test_stage1_new_rows_only_keeps_old_rows_and_saves_trained_parameters_only(s
 
 
 @pytest.mark.slow
-def test_stage2_lora_two_ranks_step_as_one_process(stage1: dict[str, Path], inputs: dict[str, Path]) -> None:
-    folder = inputs["folder"]
-    policy = callbacks_config(folder, LORA, r=4, alpha=8, dropout=0.0)
-    args = [*tiny_fit_args("pt_lora.yaml", inputs["tokenizer"], inputs["corpus"], inputs["cache"]),
-            "--model.init_from", str(stage1["ddp"]), "--config", str(policy)]
-    single = trained(fit(folder / "stage2_single", *args, strategy="auto", devices=1, batch_size=2))
-    ddp = trained(fit(folder / "stage2_ddp", *args))
-    assert_close(ddp, single)
+def test_stage2_lora_two_ranks_step_as_one_process(
+    inputs: dict[str, Path], stage2_args: list[str], stage2_single: Path
+) -> None:
+    ddp = trained(fit(inputs["folder"] / "stage2_ddp", *stage2_args))
+    assert_close(ddp, trained(stage2_single))
     assert any(name.endswith("lm_head.weight") for name in ddp)
-    assert max(ddp[name].abs().max() for name in ddp if "lora_B" in name) > 100 * ATOL  # B starts at zero
     assert not any("base_layer" in name for name in ddp)
+    assert max(ddp[name].abs().max() for name in ddp if "lora_B" in name) > 100 * ATOL  # B starts at zero
 
 
 @pytest.mark.slow

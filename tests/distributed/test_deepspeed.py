@@ -1,4 +1,4 @@
-"""Stage 1 under DeepSpeed ZeRO-2 (the ``configs/strategies/deepspeed_zero2.yaml`` fragment, run on CPU through
+"""Stages 1 and 2 under DeepSpeed ZeRO-2 (the ``configs/strategies/deepspeed_zero2.yaml`` fragment, run on CPU through
 the test-only ``CPUDeepSpeedStrategy``) on 1 and 2 processes: each step is the one-process step of the same
 global batch, the checkpoint directory holds the trained parameters only, ``new_rows_only`` keeps the old rows."""
 
@@ -49,6 +49,17 @@ def test_zero2_steps_as_one_process(zero2: dict[int, Path], stage1_single: Path,
 
 
 @pytest.mark.slow
+def test_zero2_lora_stage_steps_as_one_process(
+    inputs: dict[str, Path], stage2_args: list[str], stage2_single: Path
+) -> None:
+    strategy = on_cpu("deepspeed_zero2.yaml", inputs["folder"])
+    run = fit(inputs["folder"] / "zero2_stage2", *stage2_args, "--config", str(strategy), strategy=None)
+    saved = engine_module(run)
+    assert sorted(saved["module"]) == sorted(saved["zhllama"]["trainable"])
+    assert_close(saved["module"], trained(stage2_single))
+
+
+@pytest.mark.slow
 def test_zero2_checkpoint_holds_trained_parameters_only_and_old_rows(zero2: dict[int, Path]) -> None:
     saved = engine_module(zero2[2])
     assert saved["global_step"] == 2
@@ -56,3 +67,21 @@ def test_zero2_checkpoint_holds_trained_parameters_only_and_old_rows(zero2: dict
         "model.lm_head.weight", "model.model.embed_tokens.weight"]
     for name, weight in start_weights().items():
         assert torch.equal(saved["module"][name][: weight.shape[0]], weight)
+
+
+@pytest.mark.slow
+def test_export_and_init_from_read_the_deepspeed_directory(zero2: dict[int, Path], tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from cli.export import main as export_main
+    from lightning_modules.causal_lm import CausalLMModule
+
+    directory = zero2[2] / "checkpoints" / "last.ckpt"
+    trained_rows = engine_module(zero2[2])["module"]  # fp32 training: the engine's module is its master copy
+    assert export_main(["--ckpt", str(directory), "--output", str(tmp_path / "export"), "--dtype", "fp32"]) == 0
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "export")
+    following = CausalLMModule(init_from=str(directory))
+    following.configure_model()
+    for model in (exported, following.causal_lm):
+        assert torch.equal(model.get_input_embeddings().weight, trained_rows["model.model.embed_tokens.weight"])
+        assert torch.equal(model.get_output_embeddings().weight, trained_rows["model.lm_head.weight"])
