@@ -4,8 +4,8 @@
     python bench/bench_gpu_stack.py --shape tiny    # a CPU smoke run of every code path, ~1 minute
 
 Runs, each in its own subprocess (so peak memory is its own), on random-init weights and random tokens (throughput
-does not depend on either), bf16 autocast, activation checkpointing, batch 8 x 512, no gradient clipping (Lightning
-refuses to clip under bf16-mixed with the fused AdamW this stack builds):
+does not depend on either), bf16 autocast, activation checkpointing, batch 8 x 512, no gradient clipping on either
+stack (the comparison is of the training step alone):
   * stage2 zhllama        -- CausalLMModule + LoRAWithEmbeddings (r 64, alpha 32) under the Lightning Trainer
   * stage1 zhllama        -- CausalLMModule + EmbeddingOnly
   * stage2 anchor         -- HF Trainer + peft LoRA with modules_to_save=["embed_tokens", "lm_head"] (the anchor's)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.plugins.precision import MixedPrecision
 import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
@@ -38,8 +39,8 @@ def decay_new_rows(param: nn.Parameter, first_row: int, optimizer: torch.optim.O
     parameter itself, or under DeepSpeed ZeRO-1/2 this rank's slice of its fp32 master copy (``_hp_mapping``),
     which the step copies back over the parameter."""
     if hasattr(param, "ds_id"):
-        raise UserError("new_rows_only with weight_decay is not supported under DeepSpeed ZeRO-3 (its parameters "
-                        "are partitioned); use ZeRO-2 (configs/strategies/deepspeed_zero2.yaml) or model.weight_decay 0")
+        raise UserError("new_rows_only with weight_decay is not supported under DeepSpeed ZeRO-3 (its parameters are "
+                        "partitioned); use ZeRO-2 (configs/strategies/deepspeed_zero2.yaml) or model.weight_decay 0")
     if not hasattr(param, "_hp_mapping"):
         lr = next(g["lr"] for g in optimizer.param_groups if any(p is param for p in g["params"]))
         param.data[first_row:].mul_(1.0 - lr * weight_decay)
@@ -305,7 +306,8 @@ class CausalLMModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         groups = parameter_groups(self.named_parameters(), hp.weight_decay, no_decay=self._row_frozen_params)
-        optimizer = adamw(groups, hp.learning_rate, tuple(hp.betas), hp.eps)
+        clips_mixed = bool(self.trainer.gradient_clip_val) and isinstance(self.trainer.precision_plugin, MixedPrecision)
+        optimizer = adamw(groups, hp.learning_rate, tuple(hp.betas), hp.eps, allow_fused=not clips_mixed)
         total = int(self.trainer.estimated_stepping_batches)
         warmup = hp.warmup_steps if hp.warmup_steps is not None else math.ceil(hp.warmup_ratio * total)
         scheduler = cosine_with_warmup(optimizer, warmup, total, hp.min_lr_ratio)

@@ -4,8 +4,8 @@ ZeRO-2/3 partitions (``deepspeed.utils.zero_to_fp32``, as Lightning's ``convert_
 
 Lightning's DeepSpeed strategy saves ``<name>.ckpt/`` as a directory: ``latest`` names the tag folder holding
 ``mp_rank_00_model_states.pt`` and one ``*_optim_states.pt`` per rank. DeepSpeed unpickles them without
-``weights_only``; every file is first loaded ``weights_only`` (allowing DeepSpeed's loss scaler, ZeRO stage and fragment address), so a crafted
-pickle is refused before DeepSpeed reads it.
+``weights_only``; every file is first loaded ``weights_only`` (allowing DeepSpeed's loss scaler, ZeRO stage and
+fragment address), so a crafted pickle is refused before DeepSpeed reads it.
 """
 
 from __future__ import annotations

@@ -25,12 +25,16 @@ def parameter_groups(
     return [g for g in groups if g["params"]]
 
 
-def adamw(groups: list[dict], lr: float, betas: tuple[float, float], eps: float) -> torch.optim.AdamW:
-    """AdamW, fused when every parameter lives on a device that supports it (CUDA, CPU), else foreach."""
+def adamw(
+    groups: list[dict], lr: float, betas: tuple[float, float], eps: float, allow_fused: bool = True
+) -> torch.optim.AdamW:
+    """AdamW, fused when allowed and every parameter lives on a device that supports it (CUDA, CPU), else
+    foreach. Lightning's mixed precision refuses to clip the gradients of a fused optimizer (it unscales them
+    inside its step), so a run that clips under mixed precision passes ``allow_fused=False``."""
     params = [p for g in groups for p in g["params"]]
     if not params:
         raise ValueError("no trainable parameters: the freeze policy left nothing to train")
-    fused = all(p.device.type in ("cuda", "cpu") and p.is_floating_point() for p in params)
+    fused = allow_fused and all(p.device.type in ("cuda", "cpu") and p.is_floating_point() for p in params)
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)
 
 

@@ -51,3 +51,14 @@ def train_one_step(root, policy, weight_decay: float) -> dict[str, torch.Tensor]
     module = tiny_module(weight_decay=weight_decay)
     tiny_trainer(root, [policy], max_steps=1).fit(module, train_dataloaders=token_loader(n_batches=1))
     return snapshot(module)
+
+
+@pytest.mark.parametrize("precision, fused", [("bf16-mixed", False), ("32-true", True)])
+def test_clipping_under_mixed_precision_gets_an_optimizer_lightning_can_clip(tmp_path, precision, fused) -> None:
+    """Lightning's mixed precision refuses to clip a fused optimizer's gradients: such a run gets foreach AdamW
+    (and trains), every other run the fused one."""
+    module = tiny_module()
+    trainer = tiny_trainer(tmp_path, [EmbeddingOnly()], max_steps=1, precision=precision, gradient_clip_val=1.0)
+    trainer.fit(module, train_dataloaders=token_loader())
+    assert trainer.global_step == 1
+    assert trainer.optimizers[0].defaults["fused"] is fused
