@@ -89,13 +89,8 @@ def main(argv: Sequence[str]) -> int:
     init_args = {k: v for k, v in config.as_dict().items() if k != "config"}
     from datamodules.wiki_blocks import WikiBlocksDataModule
 
-    try:
-        datamodule = WikiBlocksDataModule(**init_args)
-        prepared = datamodule.prepare()
-    except UserError:
-        raise
-    except ValueError as exc:  # impossible settings and unusable inputs: the message names them
-        raise UserError(str(exc)) from exc
+    datamodule = WikiBlocksDataModule(**init_args)
+    prepared = datamodule.prepare()
     if not prepared.built:
         print(f"reused the token cache at {prepared.cache.path}", file=sys.stderr)
     print(json.dumps(prepared.report(datamodule.block_size), ensure_ascii=False))

@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     banner("export: LoRA merged into the base, a standalone Hugging Face model")
     export = work / "export"
-    run(["export", "--ckpt", str(work / STAGES[-1].run), "--output", str(export), "--dtype", "fp32"])
+    run(["export", "--ckpt", str(work / STAGES[-1].run), "--output", str(export), "--dtype", "fp32", "--overwrite"])
 
     banner("generate")
     run(["generate", "--model", str(export), "--prompt", "请介绍一下三国演义。", "--max_new_tokens", "48"])

@@ -11,7 +11,7 @@ before it as context only, so the document's first token is scored given BOS, an
 itself. Every token of every document is scored exactly once: a document longer than the window is scored in
 windows that start --stride tokens apart, each scoring only tokens not scored before, so each sees at least
 window - stride tokens of context. A token's nats go to the CJK characters and the others it covers, in
-proportion. Inputs are read as `data prepare` reads them (.jsonl, .jsonl.gz, .txt; a bad record stops the run
+proportion. Inputs are read as `data prepare` reads them (.jsonl, .jsonl.gz, .txt, .txt.gz; a bad record stops the run
 naming file:line). The model runs on the GPU in bf16 if there is one, else on the CPU in fp32.
 """
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = command_parser("zhllama eval", __doc__)
     parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--input", required=True, nargs="+", help="text files, directories or globs (.jsonl, "
-                        ".jsonl.gz, .txt; one document a line)")
+                        ".jsonl.gz, .txt, .txt.gz; one document a line)")
     parser.add_argument("--window", type=int, default=512, help="tokens per forward pass (context + scored)")
     parser.add_argument("--stride", type=int, default=256, help="tokens between window starts (0 < stride < window)")
     parser.add_argument("--max_docs", type=int, default=None, help="score only the first N documents of all inputs")

@@ -13,7 +13,6 @@ adapter directory holds ``base/`` (the model the stage started from) and the sta
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from cli.parsers import command_parser
@@ -38,7 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from lightning_modules.hf_export import export_adapter, export_model
 
     if args.adapter:

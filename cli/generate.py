@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cli.parsers import command_parser
+from cli.parsers import command_parser, positive_int
 from datamodules.prompt_templates import get_template, join_instruction
 from tokenization.atomic_write import atomic_file, check_output
 from tokenization.errors import UserError
@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_new_tokens", type=int, default=400, help="answer length limit in tokens")
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     parser.add_argument("--seed", type=int, default=42, help="sampling seed (answers are reproducible)")
-    parser.add_argument("--batch_size", type=int, default=8, help="prompts generated together with --prompts")
+    parser.add_argument(
+        "--batch_size", type=positive_int, default=8, help="prompts generated together with --prompts"
+    )
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on a GPU, fp32 on the CPU), bf16, fp16 or fp32")
     parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
     return parser
@@ -87,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         template = get_template(args.template, args.system_prompt)
-    except ValueError as error:
+    except UserError as error:
         raise UserError(f"--template: {error}") from None
     prompts = read_prompts(args.prompts) if args.prompts else None
     sampling = Sampling(

@@ -67,8 +67,8 @@ def user_message(error: BaseException) -> str | None:
         names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
         fix = OS_ERROR_FIXES.get(error.errno or -1)
         message = f"{names}: {error.strerror or error}" + (f"; {fix}" if fix else "")
-    elif isinstance(error, OSError):
-        message = str(error)  # zhllama's and Hugging Face's own file errors: the message names the file
+    elif isinstance(error, OSError) and (error.errno is None or error.errno in OS_ERROR_FIXES):
+        message = str(error)  # Hugging Face's file errors (no errno): the message names the file
     else:
         return None
     return " ".join(line.strip() for line in message.splitlines() if line.strip())

@@ -24,5 +24,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 PARSER_KWARGS: dict[str, Any] = {"formatter_class": HelpFormatter, "allow_abbrev": False}
 
 
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number of at least 1 (argparse names the option when it is not)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def command_parser(prog: str, description: str | None = None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=prog, description=description, **PARSER_KWARGS)

@@ -21,6 +21,13 @@ from cli.parsers import PARSER_KWARGS, command_parser
 from tokenization.errors import UserError
 
 
+#: ``tokenizer train`` options of one kind of training only, with their defaults (``--kind bpe``'s here).
+BPE_ONLY: dict[str, object] = {"base": None, "min_frequency": 2}
+SENTENCEPIECE_ONLY = (
+    "character_coverage", "model_type", "input_sentence_size", "max_sentence_length", "num_threads", "seed"
+)
+
+
 def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     from tokenization.train import TrainArgs
 
@@ -38,7 +45,9 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--base", default=None, help="--kind bpe: byte-level base (tokenizer.json, its dir, .gguf, tekken.json)"
     )
-    p.add_argument("--min_frequency", type=int, default=2, help="--kind bpe: stop when the best pair is rarer")
+    p.add_argument(
+        "--min_frequency", type=int, default=BPE_ONLY["min_frequency"], help="--kind bpe: stop when the best pair is rarer"
+    )
     p.add_argument("--text_field", default=defaults.text_field, help="JSON field holding the text (.jsonl inputs)")
     p.add_argument(
         "--vocab_size", type=int, default=defaults.vocab_size,
@@ -115,13 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse_options_of_the_other_kind(args: argparse.Namespace, defaults: dict[str, object]) -> None:
+    """An option of the other kind of training would be silently ignored: refuse it, naming it."""
+    given = [f"--{name}" for name, default in defaults.items() if getattr(args, name) != default]
+    if given:
+        other = "sentencepiece" if args.kind == "bpe" else "bpe"
+        raise UserError(f"{', '.join(given)}: only for --kind {other}, not --kind {args.kind}; drop them")
+
+
 def run_train(args: argparse.Namespace) -> dict:
     from tokenization.train import TrainArgs, train_sentencepiece
 
     if args.kind == "bpe":
+        defaults = TrainArgs(inputs=[], model_prefix="")
+        refuse_options_of_the_other_kind(args, {name: getattr(defaults, name) for name in SENTENCEPIECE_ONLY})
         return run_train_bpe(args)
-    if args.base is not None:
-        raise UserError("--base is for --kind bpe; a SentencePiece model is trained from the corpus alone")
+    refuse_options_of_the_other_kind(args, BPE_ONLY)
     return train_sentencepiece(
         TrainArgs(
             inputs=args.input,

@@ -77,7 +77,7 @@ class AlpacaSFTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
+            raise UserError(f"val_fraction must be in [0, 1), not {val_fraction}")
         self.tokenizer_dir = tokenizer
         self.inputs = inputs
         self.template = get_template(template, system_prompt)
@@ -114,7 +114,7 @@ class AlpacaSFTDataModule(L.LightningDataModule):
         records = iter_alpaca_records(self.inputs, self.on_bad_record, self.empty_output, self.skip_report)
         examples = encode_records(records, tokenizer, self.template, self.max_seq_length, self.skip_report, self.truncation)
         if not examples:
-            raise ValueError(f"{self.inputs}: no usable SFT examples; skipped: {self.skip_report.as_dict()}")
+            raise UserError(f"{self.inputs}: no usable SFT examples; skipped: {self.skip_report.as_dict()}")
         train, val = self.split(examples)
         self.train_dataset, self.val_dataset = SFTDataset(train), SFTDataset(val)
         rank_zero_info(self.summary())
@@ -123,7 +123,7 @@ class AlpacaSFTDataModule(L.LightningDataModule):
         """Seeded hold-out; independent of batch order so changing batch_size never moves examples."""
         n_val = self.val_examples if self.val_examples is not None else int(round(len(examples) * self.val_fraction))
         if not 0 <= n_val < len(examples):
-            raise ValueError(f"val_examples={n_val} leaves no training data out of {len(examples)} examples")
+            raise UserError(f"val_examples={n_val} leaves no training data out of {len(examples)} examples")
         order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(self.seed)).tolist()
         held = set(order[:n_val])
         return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]

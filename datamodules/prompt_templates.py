@@ -11,6 +11,8 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
+from tokenization.errors import UserError
+
 ALPACA_V1 = (
     "Below is an instruction that describes a task. "
     "Write a response that appropriately completes the request.\n\n"
@@ -37,13 +39,13 @@ class PromptTemplate:
     def __post_init__(self) -> None:
         fields = {name for _, name, _, _ in string.Formatter().parse(self.text) if name is not None}
         if "instruction" not in fields:
-            raise ValueError(
+            raise UserError(
                 f"prompt template {self.name!r} has no {{instruction}} slot: {self.text!r}. "
                 f"Use one of {', '.join(BUILTIN_TEMPLATES)} or a string containing {{instruction}}."
             )
         unknown = fields - {"instruction", "system_prompt"}
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"prompt template {self.name!r} has unknown slots {sorted(unknown)}; only {{instruction}} and "
                 "{system_prompt} are filled (write a literal brace as {{ or }})"
             )
@@ -85,7 +87,7 @@ def get_template(name_or_text: str, system_prompt: str | None = None) -> PromptT
         text, default_system = BUILTIN_TEMPLATES[name_or_text]
         return PromptTemplate(name_or_text, text, default_system if system_prompt is None else system_prompt)
     if "{instruction}" not in name_or_text:
-        raise ValueError(
+        raise UserError(
             f"unknown prompt template {name_or_text!r}: use one of {', '.join(BUILTIN_TEMPLATES)} "
             "or a template string containing {instruction}"
         )

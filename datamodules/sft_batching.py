@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from datamodules.resumable_loader import ResumableLoader
 from datamodules.sft_examples import SFTExample
 from tokenization.constants import IGNORE_INDEX
+from tokenization.errors import UserError
 
 
 def length_grouped_batches(
@@ -26,7 +27,7 @@ def length_grouped_batches(
 ) -> list[list[int]]:
     """One epoch's batches of example indices; the same (seed, epoch) always gives the same batches."""
     if batch_size < 1 or group_batches < 1:
-        raise ValueError(f"batch_size and group_batches must be positive, not {batch_size} and {group_batches}")
+        raise UserError(f"batch_size and group_batches must be positive, not {batch_size} and {group_batches}")
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths)).tolist()
     chunk = batch_size * group_batches
@@ -80,7 +81,7 @@ def pad_token_id(tokenizer) -> int:
     for candidate in (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.eos_token_id):
         if candidate is not None:
             return int(candidate)
-    raise ValueError("tokenizer has no pad, unk or eos token to pad with")
+    raise UserError("tokenizer has no pad, unk or eos token to pad with")
 
 
 class LengthGroupedLoader(ResumableLoader):
@@ -110,7 +111,7 @@ class LengthGroupedLoader(ResumableLoader):
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("group_batches") != self.group_batches:
-            raise ValueError(
+            raise UserError(
                 f"cannot resume the data position: group_batches was {state.get('group_batches')!r} in the "
                 f"checkpoint and is {self.group_batches!r} now; resume with the same value"
             )

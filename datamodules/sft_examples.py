@@ -15,6 +15,7 @@ from datamodules.alpaca_records import AlpacaRecord
 from tokenization.constants import IGNORE_INDEX
 from tokenization.corpus import SkipReport
 from datamodules.prompt_templates import PromptTemplate
+from tokenization.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def special_ids(tokenizer) -> tuple[int, int]:
     """(BOS, EOS) ids; both are required by the layout."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     if bos is None or eos is None:
-        raise ValueError(
+        raise UserError(
             f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no "
             f"{'BOS' if bos is None else 'EOS'} token; SFT examples are [BOS] prompt output [EOS]"
         )
@@ -60,9 +61,9 @@ def encode_records(
 ) -> list[SFTExample]:
     """Tokenizes records in chunks (the fast tokenizer's batch call), truncating and counting as it goes."""
     if max_seq_length < 2:
-        raise ValueError(f"max_seq_length must be at least 2 (BOS + EOS), not {max_seq_length}")
+        raise UserError(f"max_seq_length must be at least 2 (BOS + EOS), not {max_seq_length}")
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(
+        raise UserError(
             "SFT encoding needs a fast (Rust) tokenizer for character offsets; load it with "
             "AutoTokenizer.from_pretrained(DIR) (the default), not use_fast=False"
         )

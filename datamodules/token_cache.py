@@ -8,7 +8,8 @@ inputs or settings get a new entry and unchanged ones are reused instantly.
 
 Safety: an entry is built aside and renamed into place when complete (:mod:`tokenization.atomic_write`);
 ``meta.json`` records each file's size. An entry whose meta is missing, unreadable, for another key or whose
-files disagree with the recorded sizes (a killed copy, a truncated file) is deleted and rebuilt, never read.
+files disagree with the recorded sizes (a killed copy, a truncated file) is never read: it is deleted and rebuilt
+when it carries zhllama's marker, refused in one line otherwise.
 """
 
 from __future__ import annotations

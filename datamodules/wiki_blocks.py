@@ -69,9 +69,9 @@ class WikiBlocksDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if block_size < 1 or batch_size < 1:
-            raise ValueError(f"block_size and batch_size must be positive, got {block_size} and {batch_size}")
+            raise UserError(f"block_size and batch_size must be positive, got {block_size} and {batch_size}")
         if on_bad_record not in ("error", "skip"):
-            raise ValueError(f"on_bad_record must be 'error' or 'skip', not {on_bad_record!r}")
+            raise UserError(f"on_bad_record must be 'error' or 'skip', not {on_bad_record!r}")
         validation_count(0, val_fraction, val_documents)  # rejects impossible settings before any work
         self.save_hyperparameters()
         self.tokenizer = tokenizer
@@ -131,7 +131,7 @@ class WikiBlocksDataModule(L.LightningDataModule):
         if dataset is None:
             raise RuntimeError("call setup() before asking for dataloaders")
         if len(dataset) == 0:
-            raise ValueError(
+            raise UserError(
                 f"the {name} split has {dataset.num_tokens} tokens, less than one block of {self.block_size}; "
                 "add documents, raise val_fraction/val_documents or lower block_size"
             )

@@ -197,7 +197,7 @@ class CausalLMModule(pl.LightningModule):
         if not weights:
             raise UserError("new_rows_only: neither embed_tokens nor lm_head trains; train one of them or drop new_rows_only")
         if n >= weights[0].shape[0]:
-            raise ValueError(
+            raise UserError(
                 f"new_rows_only: the model has {weights[0].shape[0]} rows and {n} are original, so nothing would "
                 "train; attach the extended tokenizer (`model.tokenizer`) or set `model.original_vocab_size`"
             )

@@ -10,6 +10,7 @@ checkpoint, and resuming under a different policy fails instead of silently trai
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch import Callback
@@ -68,9 +69,18 @@ def check_same_policy(saved: dict[str, Any] | None, current: dict[str, Any] | No
 
 
 def policy_from_record(record: dict[str, Any]) -> FreezePolicy:
-    """Rebuild the policy a checkpoint recorded (``{"class_path", "init_args"}``)."""
-    module_name, _, class_name = record["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    """Rebuild the policy a checkpoint recorded (``{"class_path", "init_args"}``). A checkpoint is user input, so
+    only zhllama's ``callbacks`` package or a module this process already imported is looked in: a class path
+    never makes an arbitrary module run."""
+    class_path = str(record["class_path"])
+    module_name, _, class_name = class_path.rpartition(".")
+    if not (module_name.startswith("callbacks.") or module_name in sys.modules):
+        raise UserError(f"the checkpoint's freeze policy {class_path} is not one of zhllama's (callbacks.*); "
+                        "import the module that defines it before restoring")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name, None)
+    except ImportError:
+        cls = None
     if not (isinstance(cls, type) and issubclass(cls, FreezePolicy)):
-        raise TypeError(f"{record['class_path']} is not a FreezePolicy")
+        raise UserError(f"the checkpoint's freeze policy {class_path} is not a FreezePolicy")
     return cls(**record["init_args"])

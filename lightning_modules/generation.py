@@ -15,13 +15,14 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel, TextStreamer
+from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel, TextStreamer
 
 from datamodules.prompt_templates import PromptTemplate
 from datamodules.sft_batching import pad_token_id
 from datamodules.sft_examples import special_ids
-from lightning_modules.model_source import is_gguf, load_model_and_tokenizer
+from lightning_modules.model_source import load_model_and_tokenizer
 from tokenization.errors import UserError
+from tokenization.pretrained_tokenizer import is_gguf, load_tokenizer
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 WEIGHTS = "model.safetensors"
@@ -126,8 +127,7 @@ def load_model(model_dir: str | os.PathLike, dtype: str = "auto", device: str = 
         return model.to(device).eval(), tokenizer
     check_model_dir(path)
     device, dtype = resolve_placement(device, dtype)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tokenizer = load_tokenizer(path)
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
         missing = "BOS" if tokenizer.bos_token_id is None else "EOS"
         raise UserError(f"{path / 'tokenizer_config.json'}: the tokenizer has no {missing} token; {EXPORT_HINT}")

@@ -5,9 +5,8 @@ checkpoint alone: its pinned base, its earlier stages' tensors and its own; the 
 inside the checkpoint. The output is written through ``atomic_directory``: built aside, renamed into place, never
 over a directory zhllama did not write nor over the checkpoint being read.
 
-Two refusals exist because the anchor shipped their failure modes: an adapter directory holding no LoRA or
-embedding weights (its "443-byte adapter_model.bin", written under DeepSpeed ZeRO with partitioned
-parameters), and ``config.vocab_size`` disagreeing with the tokenizer.
+Refused rather than written: an adapter directory holding no (or empty) LoRA or embedding weights, and a
+``config.vocab_size`` that disagrees with the tokenizer.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from lightning_modules.stage_checkpoint import CHECKPOINT_KEY, checkpoint_file, 
 from lightning_modules.stage_lineage import is_pretrained_model
 from tokenization.atomic_write import atomic_directory, check_output, is_zhllama_output
 from tokenization.errors import UserError
-from tokenization.pretrained_tokenizer import tokenizer_files
+from tokenization.pretrained_tokenizer import TOKENIZER_FILES, tokenizer_files
 
 Dtype = Literal["bf16", "fp16", "fp32"]
 EMBEDDING_NAMES = ("embed_tokens", "lm_head")
@@ -82,7 +81,7 @@ def _required(files: dict[str, bytes], source: Path) -> dict[str, bytes]:
 
 def check_destination(output: str | os.PathLike, source: ExportSource, overwrite: bool) -> Path:
     """``output`` resolved; an earlier zhllama output is replaced only with ``overwrite``."""
-    output = check_output(Path(output), source.inputs)
+    output = check_output(Path(output), source.inputs, kind="export")
     if output.is_dir() and any(output.iterdir()) and is_zhllama_output(output) and not overwrite:
         raise UserError(f"{output}: holds an earlier zhllama output; pass --overwrite to replace it, or choose "
                         "another --output")
@@ -91,6 +90,10 @@ def check_destination(output: str | os.PathLike, source: ExportSource, overwrite
 
 def _write_tokenizer(files: dict[str, bytes], out: Path):
     """The trained tokenizer's files, plus the ``transformers`` files saved from them (a fast tokenizer.json)."""
+    foreign = sorted(set(files) - set(TOKENIZER_FILES))
+    if foreign:
+        raise UserError(f"the checkpoint's tokenizer record names files a tokenizer does not have ({', '.join(foreign[:3])}); "
+                        "it was not written by `zhllama fit`")
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (out / name).write_bytes(data)
@@ -190,6 +193,6 @@ def _check_adapter(weights: Path, source: Path, trained_embeddings: bool) -> Non
         size = weights.stat().st_size if weights.is_file() else 0
         raise UserError(
             f"{source}: refusing to write an adapter with {len(lora)} LoRA and {len(embeddings)} embedding tensors "
-            f"({size} bytes; cf. the anchor's empty 443-byte adapter, saved from partitioned ZeRO parameters): "
-            "consolidate the checkpoint first (Lightning's convert_zero_checkpoint_to_fp32_state_dict)"
+            f"({size} bytes): the checkpoint holds no usable trained weights; export the full model (drop --adapter) "
+            "to see what it holds"
         )

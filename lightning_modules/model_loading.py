@@ -80,7 +80,7 @@ def resize_vocabulary(model: PreTrainedModel, new_size: int) -> int:
     every original row stays bit-identical. Returns the old size. Never shrinks: that would drop trained rows."""
     old_size = model.get_input_embeddings().weight.shape[0]
     if new_size < old_size:
-        raise ValueError(
+        raise UserError(
             f"tokenizer has {new_size} tokens but the model has {old_size} embedding rows; refusing to drop rows "
             "(use the tokenizer the model was trained with or a larger one)"
         )

@@ -13,6 +13,7 @@ import torch
 from transformers import PreTrainedModel
 
 from lightning_modules.model_loading import build_causal_lm
+from lightning_modules.stage_lineage import is_pretrained_model
 from tokenization.errors import UserError
 from tokenization.pretrained_tokenizer import is_gguf, load_tokenizer
 
@@ -21,9 +22,8 @@ def load_model_and_tokenizer(
     source: str | os.PathLike, dtype: torch.dtype = torch.float32
 ) -> tuple[PreTrainedModel, object]:
     """``(model, tokenizer)`` on the CPU in ``dtype``, in eval mode."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = Path(source).expanduser().resolve()
-    if is_gguf(path) or (path / "config.json").is_file():
+    if is_pretrained_model(path):
         tokenizer = load_tokenizer(path)  # first: a directory without one is refused before the model loads
         previous = torch.get_default_dtype()
         torch.set_default_dtype(dtype)

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from tokenization.errors import UserError
+
 
 def parameter_groups(
     named_parameters: Iterable[tuple[str, nn.Parameter]], weight_decay: float, no_decay: Iterable[nn.Parameter] = ()
@@ -33,7 +35,7 @@ def adamw(
     inside its step), so a run that clips under mixed precision passes ``allow_fused=False``."""
     params = [p for g in groups for p in g["params"]]
     if not params:
-        raise ValueError("no trainable parameters: the freeze policy left nothing to train")
+        raise UserError("no trainable parameters: the freeze policy left nothing to train")
     fused = allow_fused and all(p.device.type in ("cuda", "cpu") and p.is_floating_point() for p in params)
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)
 

@@ -47,12 +47,21 @@ def read_marker(path: Path) -> dict:
     return json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
 
 
+def _marked_kind(folder: Path) -> str | None:
+    try:
+        record = read_marker(folder)
+    except (OSError, ValueError):
+        return None
+    return record.get("kind") if isinstance(record, dict) else None
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_output(output: Path, inputs: Iterable[Path] = (), directory: bool = True) -> Path:
-    """``output`` resolved, or ``OutputRefusedError`` naming it and the fix."""
+def check_output(output: Path, inputs: Iterable[Path] = (), directory: bool = True, kind: str | None = None) -> Path:
+    """``output`` resolved, or ``OutputRefusedError`` naming it and the fix. With ``kind``, an earlier zhllama
+    output of another kind (an export where a tokenizer goes) is refused too."""
     output = Path(output).expanduser().resolve()
     for source in inputs:
         source = Path(source).expanduser().resolve()
@@ -65,6 +74,11 @@ def check_output(output: Path, inputs: Iterable[Path] = (), directory: bool = Tr
             raise OutputRefusedError(
                 f"{output}: a non-empty directory that zhllama did not write (no {MARKER}); choose a new or empty "
                 "directory (zhllama replaces only its own outputs)"
+            )
+        if kind is not None and output.is_dir() and is_zhllama_output(output) and _marked_kind(output) != kind:
+            raise OutputRefusedError(
+                f"{output}: holds a zhllama {_marked_kind(output) or 'unknown'} output, not a {kind}; choose another "
+                "directory"
             )
     elif output.is_dir():
         raise OutputRefusedError(f"{output}: is a directory; name a file")
@@ -122,7 +136,7 @@ def atomic_directory(output: Path, kind: str, inputs: Iterable[Path] = (), repla
     ``replace=False``: an ``output`` that another process published meanwhile wins; the staging directory is
     dropped and :class:`OutputExistsError` raised, so the caller can use theirs.
     """
-    output = check_output(output, inputs)
+    output = check_output(output, inputs, kind=kind)
     staging: Path | None = None
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +154,7 @@ def atomic_directory(output: Path, kind: str, inputs: Iterable[Path] = (), repla
                     raise OutputExistsError(f"{output}: published meanwhile by another process") from exc
                 raise
         elif output.exists():
-            check_output(output)  # still ours (or empty) at the moment of the swap
+            check_output(output, kind=kind)  # still ours (or empty) at the moment of the swap
             retired = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".old", dir=output.parent))
             os.replace(output, retired / output.name)
             try:

@@ -142,7 +142,7 @@ def merge_bpe_extension(base: str | Path | ByteLevelBase, add: str | Path, outpu
     """Extends the byte-level ``base`` with the merges in ``add`` and writes a tokenizer directory to ``output``."""
     loaded = load_byte_level_base(base)
     add = Path(add).expanduser()
-    check_output(Path(output), [loaded.source, add])  # refuse before the work, not after
+    check_output(Path(output), [loaded.source, add], kind="tokenizer")  # refuse before the work, not after
     learned = read_learned_merges(add, loaded)
     first_id = max(used_ids(loaded.document)) + 1
     extension = reachable_extension(loaded, learned, first_id)

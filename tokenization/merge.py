@@ -42,7 +42,7 @@ def merge_tokenizers(
     if mode not in MODES:
         raise ValueError(f"unknown merge mode {mode!r}; use one of {', '.join(MODES)}")
     inputs = (Path(base), Path(add))
-    output = check_output(Path(output), inputs)  # refuse before any work
+    output = check_output(Path(output), inputs, kind="tokenizer")  # refuse before any work
     base_file, add_file = resolve_model_file(base), resolve_model_file(add)
     base_proto, add_proto = load_model_proto(base_file), load_model_proto(add_file)
     require_bpe_base(base_proto, str(base_file))

@@ -5,7 +5,9 @@ import torch
 
 from callbacks.embedding_only import EmbeddingOnly
 from callbacks.lora_with_embeddings import LoRAWithEmbeddings
+from lightning_modules.freeze_policy import policy_from_record
 from tests.lightning_modules.tiny_training import ORIGINAL_VOCAB, snapshot, tiny_module, tiny_trainer, token_loader
+from tokenization.errors import UserError
 
 EMBED, HEAD = "model.embed_tokens.weight", "lm_head.weight"
 
@@ -58,5 +60,15 @@ def test_lora_new_rows_only(tmp_path) -> None:
 def test_new_rows_only_without_new_rows_is_an_error() -> None:
     module = tiny_module(original_vocab_size=None)
     module.configure_model()
-    with pytest.raises(ValueError, match="nothing would train"):
+    with pytest.raises(UserError, match="nothing would train"):
         module.apply_freeze_policy(EmbeddingOnly(new_rows_only=True))
+
+
+@pytest.mark.parametrize("class_path", ["os.system", "callbacks.no_such_module.Policy", "callbacks.embedding_only.torch"])
+def test_a_recorded_policy_never_imports_an_arbitrary_module(class_path: str) -> None:
+    """A checkpoint's freeze-policy record is user input: only zhllama's own policies (or already imported
+    ones) are rebuilt from it, and anything else is one line."""
+    with pytest.raises(UserError, match="freeze policy"):
+        policy_from_record({"class_path": class_path, "init_args": {}})
+    rebuilt = policy_from_record({"class_path": "callbacks.embedding_only.EmbeddingOnly", "init_args": {}})
+    assert isinstance(rebuilt, EmbeddingOnly)

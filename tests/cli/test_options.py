@@ -115,3 +115,9 @@ def test_num_proc_default_is_decided_at_run_time_not_saved() -> None:
     ])
     saved = yaml.safe_load(parser.dump(config, skip_none=False))
     assert saved["data"]["init_args"]["num_proc"] is None
+
+
+def test_generate_refuses_a_batch_size_below_one(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        PARSERS["generate"].parse_args(["--model", "m", "--prompts", "p", "--output", "o", "--batch_size", "0"])
+    assert exit_.value.code == 2 and "--batch_size: must be at least 1, not 0" in capsys.readouterr().err

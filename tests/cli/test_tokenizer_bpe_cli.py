@@ -58,6 +58,11 @@ def test_refusals_are_one_line_naming_the_option_or_file(toy_base: Path, wiki_sa
     assert done.returncode == 2 and "--mode anchor and --pad_token are for SentencePiece bases" in done.stderr
     done = zhllama("merge", "--base", toy_base, "--add", notes, "--output", tmp_path / "tok")
     assert done.returncode == 2 and "notes.json: not a `tokenizer train --kind bpe` output" in done.stderr
+    done = zhllama("train", "--kind", "bpe", "--base", toy_base, "--input", wiki_sample, "--output", tmp_path / "zh.json",
+                   "--character_coverage", "0.99", "--seed", "7")
+    assert done.returncode == 2 and "--character_coverage, --seed: only for --kind sentencepiece" in done.stderr
+    done = zhllama("train", "--input", wiki_sample, "--output", tmp_path / "zh", "--min_frequency", "5")
+    assert done.returncode == 2 and "--min_frequency: only for --kind bpe, not --kind sentencepiece" in done.stderr
     assert not (tmp_path / "zh.json").exists() and not (tmp_path / "tok").exists()
 
 

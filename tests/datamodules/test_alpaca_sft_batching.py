@@ -12,6 +12,7 @@ from datamodules.sft_batching import (
 )
 from datamodules.sft_examples import SFTExample
 from tokenization.constants import IGNORE_INDEX
+from tokenization.errors import UserError
 
 LENGTHS = [int(x) for x in torch.randint(10, 500, (1000,), generator=torch.Generator().manual_seed(0))]
 
@@ -59,7 +60,7 @@ def test_loader_resumes_at_the_next_unseen_batch_and_reshuffles_next_epoch():
     resumed.load_state_dict(first.state_dict())
     assert taken + list(resumed) == epoch0
     assert list(resumed) != epoch0  # epoch 1: a new order
-    with pytest.raises(ValueError, match="group_batches"):
+    with pytest.raises(UserError, match="group_batches"):
         LengthGroupedLoader(list(range(len(LENGTHS))), LENGTHS, 16, group_batches=4, seed=3).load_state_dict(first.state_dict())
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from datamodules import demo_assets
 from datamodules.demo_assets import DemoAsset, asset_path, sanguo_chapters_jsonl
+from tokenization.errors import UserError
 
 
 def sha(data: bytes) -> str:
@@ -52,7 +53,7 @@ def test_refuses_archive_with_wrong_checksum(tmp_path: Path, monkeypatch: pytest
     asset = make_wheel(tmp_path, "pkg/tokenizer.model", b"weights")
     tampered = DemoAsset(asset.requirement, asset.archive, "0" * 64, asset.member, asset.member_sha256)
     monkeypatch.setitem(demo_assets.ASSETS, "mistral_tokenizer", tampered)
-    with pytest.raises(RuntimeError, match="is not the pinned"):
+    with pytest.raises(UserError, match="is not the pinned"):
         asset_path("mistral_tokenizer", tmp_path)
 
 
@@ -60,7 +61,7 @@ def test_refuses_member_with_wrong_checksum(tmp_path: Path, monkeypatch: pytest.
     asset = make_wheel(tmp_path, "pkg/tokenizer.model", b"weights")
     tampered = DemoAsset(asset.requirement, asset.archive, asset.archive_sha256, asset.member, "1" * 64)
     monkeypatch.setitem(demo_assets.ASSETS, "mistral_tokenizer", tampered)
-    with pytest.raises(RuntimeError, match="pkg/tokenizer.model: sha256"):
+    with pytest.raises(UserError, match="pkg/tokenizer.model: sha256"):
         asset_path("mistral_tokenizer", tmp_path)
     assert not (tmp_path / "files" / "mistral_tokenizer" / "tokenizer.model").exists()
 

@@ -6,6 +6,7 @@ from datamodules.prompt_templates import (
     is_placeholder_input,
     join_instruction,
 )
+from tokenization.errors import UserError
 
 
 def test_alpaca_v1_is_chinese_alpacas_training_template_with_trailing_space():
@@ -37,7 +38,7 @@ def test_user_template_string_and_split_keeps_head_and_tail():
     [("alpaca_v2", "unknown prompt template"), ("{instruction} {name}", "unknown slots")],
 )
 def test_bad_templates_are_refused_with_the_fix(bad, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(UserError, match=match):
         get_template(bad)
 
 

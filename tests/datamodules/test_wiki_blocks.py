@@ -235,7 +235,7 @@ def test_too_small_validation_split_is_explained(zh_tokenizer_dir, tmp_path) -> 
         str(zh_tokenizer_dir), str(tmp_path / "a.txt"), block_size=64, cache_dir=str(tmp_path / "c"), num_proc=1
     )
     dm.setup()
-    with pytest.raises(ValueError, match="less than one block of 64"):
+    with pytest.raises(UserError, match="less than one block of 64"):
         dm.val_dataloader()
     no_val = WikiBlocksDataModule(
         str(zh_tokenizer_dir), str(tmp_path / "a.txt"), block_size=4, cache_dir=str(tmp_path / "c"), num_proc=1,
@@ -243,6 +243,6 @@ def test_too_small_validation_split_is_explained(zh_tokenizer_dir, tmp_path) -> 
     )
     no_val.setup()
     assert no_val.val_dataloader() == []  # Lightning skips validation
-    with pytest.raises(ValueError, match="leaving none for training"):
+    with pytest.raises(UserError, match="leaving none for training"):
         WikiBlocksDataModule(str(zh_tokenizer_dir), str(tmp_path / "a.txt"), val_documents=3, num_proc=1,
                              cache_dir=str(tmp_path / "d")).prepare()

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from tests.distributed.launch import (
-    CPU_DEEPSPEED, PROJECT_ROOT, assert_close, checkpoint, fit, start_weights, trained,
+    CPU_DEEPSPEED, PROJECT_ROOT, assert_close, fit, start_weights, trained,
 )
 
 pytest.importorskip("deepspeed")

@@ -148,7 +148,7 @@ def test_another_tokenizer_and_a_missing_base_are_refused(lora_checkpoint, zh_to
 
 
 def test_adapter_with_empty_partitioned_weights_is_refused(lora_checkpoint, tmp_path, monkeypatch):
-    """ZeRO-3 leaves size-0 parameter shells on a rank: the anchor saved those as its 443-byte adapter."""
+    """ZeRO-3 leaves size-0 parameter shells on a rank; an adapter saved from them would hold nothing."""
     import lightning_modules.hf_export as hf_export
 
     restore = hf_export.restore_module
@@ -161,6 +161,16 @@ def test_adapter_with_empty_partitioned_weights_is_refused(lora_checkpoint, tmp_
         return module
 
     monkeypatch.setattr(hf_export, "restore_module", restore_partitioned)
-    with pytest.raises(UserError, match="refusing to write an adapter with 0 LoRA.*443-byte"):
+    with pytest.raises(UserError, match="refusing to write an adapter with 0 LoRA.*no usable trained weights"):
         export_adapter(lora_checkpoint[0], tmp_path / "adapter")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_checkpoint_cannot_name_where_its_tokenizer_files_go(tmp_path) -> None:
+    """The tokenizer record of a checkpoint is user input: a file name that is not a tokenizer file (``../x``)
+    is refused before anything is written."""
+    from lightning_modules.hf_export import _write_tokenizer
+
+    with pytest.raises(UserError, match=r"names files a tokenizer does not have \(\.\./escaped\)"):
+        _write_tokenizer({"tokenizer_config.json": b"{}", "../escaped": b"payload"}, tmp_path / "out")
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "out").exists()

@@ -4,6 +4,7 @@ from transformers import AutoTokenizer
 
 from lightning_modules.causal_lm import CausalLMModule
 from lightning_modules.model_loading import build_causal_lm, resize_vocabulary, tiny_llama_config
+from tokenization.errors import UserError
 
 
 def test_random_init_is_reproducible_from_the_seed_and_leaves_global_rng_alone() -> None:
@@ -27,7 +28,7 @@ def test_resize_keeps_original_rows_and_starts_new_rows_at_the_mean() -> None:
         assert torch.equal(after[:100], before)
         torch.testing.assert_close(after[100:], before.mean(0).expand(30, -1))
     assert model.config.vocab_size == 130
-    with pytest.raises(ValueError, match="refusing to drop rows"):
+    with pytest.raises(UserError, match="refusing to drop rows"):
         resize_vocabulary(model, 120)
 
 

@@ -6,6 +6,7 @@ from callbacks.embedding_only import EmbeddingOnly
 from callbacks.lora_with_embeddings import LoRAWithEmbeddings
 from lightning_modules.optimization import adamw, cosine_with_warmup, parameter_groups
 from tests.lightning_modules.tiny_training import ORIGINAL_VOCAB, snapshot, tiny_module, tiny_trainer, token_loader
+from tokenization.errors import UserError
 
 
 def test_no_decay_on_vectors_and_frozen_parameters_are_left_out() -> None:
@@ -15,7 +16,7 @@ def test_no_decay_on_vectors_and_frozen_parameters_are_left_out() -> None:
     assert decay["params"] == [model[0].weight] and decay["weight_decay"] == 0.1
     assert {id(p) for p in plain["params"]} == {id(model[0].bias), id(model[1].weight), id(model[1].bias)}
     assert plain["weight_decay"] == 0.0
-    with pytest.raises(ValueError, match="nothing to train"):
+    with pytest.raises(UserError, match="nothing to train"):
         adamw(parameter_groups(nn.Linear(2, 2).requires_grad_(False).named_parameters(), 0.1), 1e-3, (0.9, 0.999), 1e-8)
 
 

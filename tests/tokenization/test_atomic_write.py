@@ -63,6 +63,15 @@ def test_a_directory_zhllama_did_not_write_is_never_replaced(tmp_path: Path, nam
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_an_output_of_another_kind_is_never_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_output(out, "an export")
+    with pytest.raises(OutputRefusedError, match="out: holds a zhllama test output, not a tokenizer"):
+        with atomic_directory(out, kind="tokenizer") as staging:
+            (staging / "tokenizer.json").write_text("{}")
+    assert (out / "data.txt").read_text() == "an export"
+
+
 def test_an_output_that_holds_an_input_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "run" / "last.ckpt"
     source.parent.mkdir()
