@@ -3,11 +3,11 @@ between two of them.
 
 A checkpoint stores only what its stages trained, so it is only meaningful on the base it was built on. The base
 fingerprint covers what decides the weights without reading all of them. A Hugging Face directory: ``config.json``'s
-content and every weight file's name, size and (for safetensors) header, which lists each tensor's name, dtype,
-shape and offsets. A ``.gguf`` file: its name and size, its scalar model metadata (architecture, name, shapes), the
-SHA-256 of everything before the tensor data (all metadata, the tokenizer included, and every tensor's name,
-shape, type and offset) and the SHA-256 of 64 evenly spaced 64 KiB samples of the tensor data (4 MiB read,
-so another model of the same shape and quantisation differs too). The tokenizer fingerprint is the SHA-256 of
+content and every weight file's name, size, (for safetensors) header, which lists each tensor's name, dtype, shape
+and offsets, and the SHA-256 of 64 evenly spaced 64 KiB samples of its tensor data (4 MiB read a file, so another
+model of the same shapes -- a chat variant of the same base -- differs too). A ``.gguf`` file: its name and size,
+its scalar model metadata (architecture, name, shapes), the SHA-256 of everything before the tensor data (all
+metadata, the tokenizer included, and every tensor's name, shape, type and offset) and the same data samples. The tokenizer fingerprint is the SHA-256 of
 each tokenizer file: the same ids must mean the same pieces.
 """
 
@@ -23,16 +23,28 @@ from tokenization.errors import UserError
 from tokenization.pretrained_tokenizer import is_gguf
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".index.json")
-GGUF_SAMPLES, GGUF_SAMPLE_BYTES = 64, 64 * 1024
+SAMPLES, SAMPLE_BYTES = 64, 64 * 1024
 
 
-def _safetensors_header_sha256(path: Path) -> str:
+def _safetensors_header(path: Path) -> tuple[str, int]:
+    """The SHA-256 of a safetensors file's JSON header and the offset where its tensor data starts."""
     with open(path, "rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
-            return "truncated"
+            return "truncated", 0
         (length,) = struct.unpack("<Q", prefix)
-        return hashlib.sha256(handle.read(min(length, 100_000_000))).hexdigest()
+        return hashlib.sha256(handle.read(min(length, 100_000_000))).hexdigest(), 8 + length
+
+
+def _data_sample_sha256(path: Path, start: int) -> str:
+    """The SHA-256 of ``SAMPLES`` evenly spaced ``SAMPLE_BYTES`` blocks of ``path`` from byte ``start`` on."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        step = max(0, path.stat().st_size - start) // SAMPLES
+        for index in range(SAMPLES):
+            handle.seek(start + index * step)
+            digest.update(handle.read(SAMPLE_BYTES))
+    return digest.hexdigest()
 
 
 def _gguf_fingerprint(path: Path) -> dict[str, Any]:
@@ -49,21 +61,16 @@ def _gguf_fingerprint(path: Path) -> dict[str, Any]:
         value = field.contents() if not key.startswith(("GGUF.", "tokenizer.")) else None
         if isinstance(value, (str, int, float)):
             config[key] = value
-    size, start = path.stat().st_size, int(reader.data_offset)
-    data = hashlib.sha256()
+    start = int(reader.data_offset)
     with open(path, "rb") as handle:
         header = hashlib.sha256(handle.read(start)).hexdigest()
-        step = (size - start) // GGUF_SAMPLES
-        for index in range(GGUF_SAMPLES):
-            handle.seek(start + index * step)
-            data.update(handle.read(GGUF_SAMPLE_BYTES))
-    entry = {"size": size, "header_sha256": header, "data_sample_sha256": data.hexdigest()}
+    entry = {"size": path.stat().st_size, "header_sha256": header, "data_sample_sha256": _data_sample_sha256(path, start)}
     return {"config": config, "weights": {path.name: entry}}
 
 
 def model_fingerprint(model_dir: Path) -> dict[str, Any]:
-    """``{"config": config.json parsed, "weights": {file: {"size", "header_sha256"}}}`` of a HF model directory,
-    or the same of a ``.gguf`` file (see the module's docstring)."""
+    """``{"config": config.json parsed, "weights": {file: {"size", "header_sha256", "data_sample_sha256"}}}`` of a
+    HF model directory, or the same of a ``.gguf`` file (see the module's docstring)."""
     model_dir = Path(model_dir)
     if is_gguf(model_dir):
         return _gguf_fingerprint(model_dir)
@@ -76,10 +83,13 @@ def model_fingerprint(model_dir: Path) -> dict[str, Any]:
         if not path.is_file() or not path.name.endswith(WEIGHT_SUFFIXES):
             continue
         entry: dict[str, Any] = {"size": path.stat().st_size}
-        if path.suffix == ".safetensors":
-            entry["header_sha256"] = _safetensors_header_sha256(path)
-        elif path.name.endswith(".index.json"):
+        if path.name.endswith(".index.json"):
             entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            data_start = 0
+            if path.suffix == ".safetensors":
+                entry["header_sha256"], data_start = _safetensors_header(path)
+            entry["data_sample_sha256"] = _data_sample_sha256(path, data_start)
         weights[path.name] = entry
     return {"config": config, "weights": weights}
 
