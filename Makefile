@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.zhllama-installed
 
-.PHONY: demo test install clean
+PROFILE ?= cpu
+
+.PHONY: demo test experiment install clean
 
 $(STAMP): setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/zhllama demo
 
+# the SmolLM2-135M experiment (needs ../shared/data): PROFILE=cpu (at most 90 min on 2 cores) or gpu
+experiment: $(STAMP)
+	$(BIN)/zhllama experiment --profile $(PROFILE)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) .demo
+	rm -rf $(VENV) .demo .experiment

@@ -1,6 +1,7 @@
 """``zhllama eval``: how well a model predicts text, in figures that compare models with different tokenizers.
 
     zhllama eval --model MODEL --input FILE_OR_DIR... [--window 512] [--stride 256] [--max_docs N] [--json]
+    zhllama eval --model BASE --tokenizer EXTENDED [--new_token_init subtoken_mean] --input ...   # before training
 
 For each input file and in total: bits per character (Unicode code points) and per UTF-8 byte, tokens per
 character and token perplexity, overall and split into CJK characters and the rest. Bits per character do not
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--input", required=True, nargs="+", help="text files, directories or globs (.jsonl, "
                         ".jsonl.gz, .txt, .txt.gz; one document a line)")
+    parser.add_argument("--tokenizer", default=None, help="a larger tokenizer (its extension) for a base --model: "
+                        "the base grown to it, before any training")
+    parser.add_argument("--new_token_init", choices=("mean", "subtoken_mean"), default="mean",
+                        help="with --tokenizer: how the new rows start (as fit's --model.new_token_init)")
     parser.add_argument("--window", type=int, default=512, help="tokens per forward pass (context + scored)")
     parser.add_argument("--stride", type=int, default=256, help="tokens between window starts (0 < stride < window)")
     parser.add_argument("--max_docs", type=int, default=None, help="score only the first N documents of all inputs")
@@ -96,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sliding_windows(2, args.window, args.stride)
     disable_progress_bar()  # loading bars of transformers: the documents' bar below is the one that counts
     device, dtype = resolve_placement()
-    model, tokenizer = load_model_and_tokenizer(args.model, DTYPES[dtype])
+    model, tokenizer = load_model_and_tokenizer(args.model, DTYPES[dtype], args.tokenizer, args.new_token_init)
     scorer = TextScorer(model.to(device), tokenizer, args.window, args.stride)
     per_file: dict[Path, ScoreTotals] = {}
     total = ScoreTotals()

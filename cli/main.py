@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("cli.generate", "generate / chat with an exported model"),
     "eval": ("cli.eval", "bits per character / byte of a model on text: compares models across tokenizers"),
     "demo": ("cli.demo", "run the pipeline end to end on the built-in demo data"),
+    "experiment": ("cli.experiment", "teach SmolLM2-135M Chinese with the whole recipe, measured at every stage"),
 }
 
 #: Commands whose first argument is a subcommand (``zhllama tokenizer merge``), named in their error lines.

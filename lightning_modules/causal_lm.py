@@ -10,7 +10,7 @@ import math
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import lightning.pytorch as pl
 from lightning.pytorch.plugins.precision import MixedPrecision
@@ -26,7 +26,7 @@ from lightning_modules.flops import training_flops
 from lightning_modules.model_loading import resize_vocabulary
 from lightning_modules.optimization import adamw, cosine_with_warmup, parameter_groups
 from lightning_modules.stage_checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, lineage_after, read_stage_checkpoint
-from lightning_modules.stage_lineage import Base, StageLineage, whole_tensors
+from lightning_modules.stage_lineage import Base, NewTokenInit, StageLineage, whole_tensors
 from lightning_modules.throughput import RollingThroughput
 from tokenization.constants import IGNORE_INDEX
 from tokenization.errors import UserError
@@ -62,6 +62,7 @@ class CausalLMModule(pl.LightningModule):
         init_seed: int = 0,
         init_from: str | None = None,
         tokenizer: str | None = None,
+        new_token_init: NewTokenInit = "mean",
         original_vocab_size: int | None = None,
         block_size: int | None = None,
         learning_rate: float = 2e-4,
@@ -85,7 +86,11 @@ class CausalLMModule(pl.LightningModule):
                 checkpoint there) or an exported HF directory; replaces ``pretrained``/``model_config``. Read
                 once, when the stage starts: the stage's checkpoints carry what it contributed.
             tokenizer: HF tokenizer directory or ``.gguf`` file (default: a ``.gguf`` base's own); embedding and
-                head grow to ``len(tokenizer)`` (new rows at the mean).
+                head grow to ``len(tokenizer)``.
+            new_token_init: how the new rows start: ``mean`` (the mean of the old rows) or ``subtoken_mean`` (each
+                row the mean of the base model's rows of the tokens the base's own tokenizer splits the new token
+                into, embedding and an untied head each; Fast Vocabulary Transfer). Recorded in the checkpoint by
+                the stage that grows the vocabulary; later stages, resuming and export rebuild the same rows.
             original_vocab_size: rows that ``new_rows_only`` keeps frozen; default: the base model's vocabulary
                 before any resize in this stage or in earlier stages' checkpoints (an exported HF directory counts
                 as a new base: all its rows are original; set this to train its added rows).
@@ -103,6 +108,8 @@ class CausalLMModule(pl.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        if new_token_init not in get_args(NewTokenInit):
+            raise UserError(f"model.new_token_init {new_token_init!r}: choose one of {list(get_args(NewTokenInit))}")
         if init_from is not None and (pretrained is not None or model_config is not None):
             raise UserError("model.init_from replaces model.pretrained / model.model_config: give only one of them")
         self.model: PreTrainedModel | nn.Module | None = None
@@ -154,9 +161,12 @@ class CausalLMModule(pl.LightningModule):
         if self.lineage is None:
             self.lineage = self._lineage_at_start()
         model = self.lineage.build(self.replay_stage, self.base_dir)
-        original = self.lineage.original_vocab_size or model.get_input_embeddings().weight.shape[0]
+        rows = model.get_input_embeddings().weight.shape[0]
+        original = self.lineage.original_vocab_size or rows
         if self.lineage.vocab_size is not None:
-            resize_vocabulary(model, self.lineage.vocab_size)
+            if self.lineage.vocab_size > rows and self.lineage.new_token_init is None:
+                self.lineage = self.lineage.with_new_token_init(hp.new_token_init, rows, self.tokenizer)
+            resize_vocabulary(model, self.lineage.vocab_size, self.lineage.subtoken_ids)
         self.original_vocab_size = hp.original_vocab_size or original
         max_positions = getattr(model.config, "max_position_embeddings", None)
         if hp.block_size and max_positions and hp.block_size > max_positions:

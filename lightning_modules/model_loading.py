@@ -6,7 +6,9 @@ can be turned back into the full model (see ``checkpoint_io.restore_module``).
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ import torch
 from transformers import AutoModelForCausalLM, GgufConfig, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from tokenization.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 
 def tiny_llama_config(
@@ -74,10 +78,16 @@ def build_causal_lm(
 
 
 @torch.no_grad()
-def resize_vocabulary(model: PreTrainedModel, new_size: int) -> int:
-    """Grow ``embed_tokens`` and ``lm_head`` to ``new_size`` rows; new rows start at the mean of the old ones
-    (an "average" token rather than noise) and
-    every original row stays bit-identical. Returns the old size. Never shrinks: that would drop trained rows."""
+def resize_vocabulary(
+    model: PreTrainedModel, new_size: int, subtoken_ids: Sequence[Sequence[int]] | None = None
+) -> int:
+    """Grow ``embed_tokens`` and ``lm_head`` to ``new_size`` rows; every original row stays bit-identical. Returns
+    the old size. Never shrinks: that would drop trained rows.
+
+    A new row starts at the mean of the old rows (an "average" token rather than noise), or, with
+    ``subtoken_ids`` (one list per new row: the old rows' ids its token splits into, see
+    ``tokenization.subtoken_ids``), at the mean of those rows, separately for an untied embedding and head; a
+    new row with no ids keeps the mean of the old rows."""
     old_size = model.get_input_embeddings().weight.shape[0]
     if new_size < old_size:
         raise UserError(
@@ -86,7 +96,26 @@ def resize_vocabulary(model: PreTrainedModel, new_size: int) -> int:
         )
     if new_size == old_size:
         return old_size
+    if subtoken_ids is not None:
+        _check_subtoken_ids(subtoken_ids, old_size, new_size)
     model.resize_token_embeddings(new_size, mean_resizing=False)
     for weight in {id(m.weight): m.weight for m in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
         weight[old_size:] = weight[:old_size].mean(dim=0, dtype=torch.float32).to(weight.dtype)
+        for row, ids in enumerate(subtoken_ids or (), start=old_size):
+            if ids:
+                weight[row] = weight[list(ids)].mean(dim=0, dtype=torch.float32).to(weight.dtype)
+    unsplit = sum(not ids for ids in subtoken_ids or ())
+    if unsplit:
+        logger.warning("new_token_init subtoken_mean: %d of %d new tokens have no base tokens; they start at the "
+                       "mean of the old rows", unsplit, new_size - old_size)
     return old_size
+
+
+def _check_subtoken_ids(subtoken_ids: Sequence[Sequence[int]], old_size: int, new_size: int) -> None:
+    if len(subtoken_ids) != new_size - old_size:
+        raise UserError(f"subtoken ids name {len(subtoken_ids)} new tokens but the model grows from {old_size} to "
+                        f"{new_size} rows: they were made for another vocabulary (new_token_init subtoken_mean)")
+    outside = [i for ids in subtoken_ids for i in ids if not 0 <= i < old_size]
+    if outside:
+        raise UserError(f"subtoken ids {outside[:5]} are not among the model's {old_size} old rows: the base "
+                        "tokenizer does not match the base model (new_token_init subtoken_mean)")

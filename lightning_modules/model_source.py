@@ -19,10 +19,21 @@ from tokenization.pretrained_tokenizer import is_gguf, load_tokenizer
 
 
 def load_model_and_tokenizer(
-    source: str | os.PathLike, dtype: torch.dtype = torch.float32
+    source: str | os.PathLike, dtype: torch.dtype = torch.float32, tokenizer: str | None = None,
+    new_token_init: str = "mean",
 ) -> tuple[PreTrainedModel, object]:
-    """``(model, tokenizer)`` on the CPU in ``dtype``, in eval mode."""
+    """``(model, tokenizer)`` on the CPU in ``dtype``, in eval mode. With ``tokenizer`` (a larger one, e.g. its
+    Chinese extension), a base model grown to it, new rows at ``new_token_init``, as a stage would start."""
     path = Path(source).expanduser().resolve()
+    if tokenizer is not None:
+        if not is_pretrained_model(path):
+            raise UserError(f"--tokenizer: only with a base model (a Hugging Face directory or .gguf), not {path}: "
+                            "a checkpoint carries its own tokenizer")
+        from lightning_modules.causal_lm import CausalLMModule
+
+        module = CausalLMModule(pretrained=str(path), tokenizer=tokenizer, new_token_init=new_token_init)
+        module.configure_model()
+        return module.export_model().to(dtype).eval(), module.tokenizer
     if is_pretrained_model(path):
         tokenizer = load_tokenizer(path)  # first: a directory without one is refused before the model loads
         previous = torch.get_default_dtype()

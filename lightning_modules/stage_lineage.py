@@ -6,8 +6,10 @@ with its ``init_seed``) and, oldest first, each
 earlier stage's freeze policy and trained tensors (LoRA factors unmerged, so a LoRA stage costs its factors, not
 the 13 GB of merged 7B projections). Replaying the lineage -- base, then per stage: resize the vocabulary, apply
 its policy, load its tensors, merge -- rebuilds exactly the model the stage started from, whatever happened to
-the earlier stages' files since. A tensor a later stage trains whole (an embedding, a head) supersedes every
-earlier copy, which is dropped, so each tensor is stored once.
+the earlier stages' files since. How the rows beyond the base's start (``new_token_init``; for ``subtoken_mean``
+the base ids each new token splits into) is recorded by the stage that first grows the vocabulary, so every
+rebuild gives the same rows without reading a tokenizer again. A tensor a later stage trains whole (an embedding,
+a head) supersedes every earlier copy, which is dropped, so each tensor is stored once.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from transformers import PreTrainedModel
@@ -28,7 +30,12 @@ from lightning_modules.base_fingerprint import (
 )
 from lightning_modules.model_loading import build_causal_lm, resize_vocabulary
 from tokenization.errors import UserError
-from tokenization.pretrained_tokenizer import is_gguf, tokenizer_files
+from tokenization.pretrained_tokenizer import is_gguf, load_tokenizer, tokenizer_files
+from tokenization.subtoken_ids import subtoken_ids
+
+#: How a new embedding/head row starts: the mean of the old rows, or the mean of the rows of the base tokens
+#: the new token splits into (Fast Vocabulary Transfer).
+NewTokenInit = Literal["mean", "subtoken_mean"]
 
 
 def plain_name(key: str) -> str:
@@ -100,13 +107,17 @@ class Base:
 @dataclass
 class StageLineage:
     """The start of a stage. ``vocab_size`` is the rows the stage trains with (None: the base's);
-    ``original_vocab_size`` the rows ``new_rows_only`` keeps, inherited from the earlier stages (None: the base's)."""
+    ``original_vocab_size`` the rows ``new_rows_only`` keeps, inherited from the earlier stages (None: the base's).
+    ``new_token_init`` is how the rows the lineage adds to the base's start (None until a stage grows them, and in
+    records older than the option: the mean); ``subtoken_ids`` holds, for ``subtoken_mean``, each new row's base ids."""
 
     base: Base
     stages: list[dict[str, Any]] = field(default_factory=list)
     tokenizer: dict[str, Any] | None = None
     vocab_size: int | None = None
     original_vocab_size: int | None = None
+    new_token_init: NewTokenInit | None = None
+    subtoken_ids: list[list[int]] | None = None
 
     # ----- record <-> lineage -------------------------------------------------------------------------------
     def to_record(self, superseded: set[str] = frozenset()) -> dict[str, Any]:
@@ -117,13 +128,15 @@ class StageLineage:
                      "init_seed": self.base.init_seed, "fingerprint": self.base.fingerprint},
             "stages": _prune(self.stages, set(superseded)),
             "tokenizer": self.tokenizer,
+            "new_token_init": self.new_token_init,
+            "subtoken_ids": self.subtoken_ids,
         }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> StageLineage:
         """The lineage a checkpoint's stage was built on (its own vocabulary and original rows included)."""
         return cls(Base(**record["base"]), list(record["stages"]), record["tokenizer"],
-                   record["vocab_size"], record["original_vocab_size"])
+                   record["vocab_size"], record["original_vocab_size"], *_new_token_init(record))
 
     @classmethod
     def after(cls, record: dict[str, Any], trained: dict[str, torch.Tensor]) -> StageLineage:
@@ -132,12 +145,13 @@ class StageLineage:
                  "vocab_size": record["vocab_size"], "trained": dict(trained)}
         stages = _prune([*record["stages"], stage], set())
         return cls(Base(**record["base"]), stages, record["tokenizer"], record["vocab_size"],
-                   record["original_vocab_size"])
+                   record["original_vocab_size"], *_new_token_init(record))
 
     def same_start(self, other: StageLineage, superseded: set[str]) -> bool:
         """Whether both lineages rebuild the same start model for a stage that trains ``superseded`` whole."""
         mine, theirs = _prune(self.stages, set(superseded)), _prune(other.stages, set(superseded))
-        return (self.base.identity() == other.base.identity() and len(mine) == len(theirs) and all(
+        return (self.base.identity() == other.base.identity() and len(mine) == len(theirs)
+                and (self.new_token_init, self.subtoken_ids) == (other.new_token_init, other.subtoken_ids) and all(
             a["freeze_policy"] == b["freeze_policy"] and a["vocab_size"] == b["vocab_size"]
             and a["original_vocab_size"] == b["original_vocab_size"] and a["trained"].keys() == b["trained"].keys()
             and all(torch.equal(a["trained"][k], b["trained"][k]) for k in a["trained"])
@@ -168,6 +182,19 @@ class StageLineage:
                 "tokenizer it was trained with"
             )
 
+    def with_new_token_init(self, method: NewTokenInit, rows: int, extended_tokenizer: Any) -> StageLineage:
+        """This lineage with how the rows from ``rows`` (the model's now) to ``vocab_size`` start, for the stage
+        that first grows the vocabulary; ``extended_tokenizer`` is the one it grows to."""
+        if method == "mean":
+            return replace(self, new_token_init=method)
+        base_tokenizer = self.base.tokenizer()
+        if base_tokenizer is None:
+            raise UserError("model.new_token_init subtoken_mean splits each new token with the base model's own "
+                            "tokenizer, and this base has none (a model_config random init, or a directory without "
+                            "tokenizer files); use model.new_token_init mean, or a base with its tokenizer")
+        ids = subtoken_ids(load_tokenizer(base_tokenizer["path"]), extended_tokenizer, rows)
+        return replace(self, new_token_init=method, subtoken_ids=ids)
+
     # ----- rebuilding ---------------------------------------------------------------------------------------
     def build(self, replay_stage: Callable[[PreTrainedModel, dict[str, Any]], PreTrainedModel],
               base_dir: str | None = None) -> PreTrainedModel:
@@ -177,9 +204,13 @@ class StageLineage:
         model = self.base.load(base_dir)
         with torch.random.fork_rng(devices=[]):
             for stage in self.stages:
-                resize_vocabulary(model, stage["vocab_size"])
+                resize_vocabulary(model, stage["vocab_size"], self.subtoken_ids)
                 model = replay_stage(model, stage)
         return model
+
+
+def _new_token_init(record: dict[str, Any]) -> tuple[NewTokenInit | None, list[list[int]] | None]:
+    return record.get("new_token_init"), record.get("subtoken_ids")
 
 
 def _prune(stages: list[dict[str, Any]], superseded: set[str]) -> list[dict[str, Any]]:
