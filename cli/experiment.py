@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shlex
 import time
 from functools import partial
 from collections.abc import Sequence
@@ -95,7 +96,7 @@ class Experiment:
 
     # ----- running commands -----------------------------------------------------------------------------------
     def log_command(self, argv: list[str]) -> None:
-        line = "zhllama " + " ".join(argv)
+        line = "zhllama " + shlex.join(argv)
         print("$ " + line, flush=True)
         self.commands.append(line)
         self.results.record("commands", self.commands)
@@ -214,7 +215,7 @@ class Experiment:
                 "--model.init_from=null", f"--model.pretrained={base}", f"--trainer.max_steps={planned}"],
                 max_time=clock(budget)), "budget_seconds": budget, "planned_steps": planned})
         banner("report")
-        return write_report(self.results.data, Path(args.report).resolve(), best)
+        return write_report(self.results.data, Path(args.report).resolve(), best, PROJECT_ROOT)
 
     def generations(self, base: Path) -> dict:
         prompts = self.work / "data" / "prompts.jsonl"

@@ -50,6 +50,10 @@ def minutes(entry: dict) -> str:
     return f"{entry['seconds'] / 60:.1f} min" if entry.get("seconds") else "-"
 
 
+def pace(entry: dict) -> str:
+    return f"{entry['tokens'] / entry['seconds']:.0f}" if entry.get("tokens") and entry.get("seconds") else "-"
+
+
 def table(results: dict, rows: tuple[tuple[str, str], ...]) -> list[str]:
     base = results["base"]["eval"]
     lines = []
@@ -57,7 +61,8 @@ def table(results: dict, rows: tuple[tuple[str, str], ...]) -> list[str]:
         if key not in results:
             continue
         zh, en = results[key]["eval"]["zh"], results[key]["eval"]["en"]
-        lines.append(f"| {name} | {seen(results[key])} | {minutes(results[key])} | {zh['bits_per_char']:.3f} "
+        lines.append(f"| {name} | {seen(results[key])} | {minutes(results[key])} | {pace(results[key])} | "
+                     f"{zh['bits_per_char']:.3f} "
                      f"({zh['bits_per_char'] / base['zh']['bits_per_char']:.3f}x) | {en['bits_per_char']:.3f} "
                      f"({en['bits_per_char'] / base['en']['bits_per_char']:.3f}x) | {zh['bits_per_byte']:.3f} | "
                      f"{zh['tokens_per_char']:.3f} |")
@@ -91,19 +96,33 @@ def plot(results: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def write_report(results: dict, path: Path, best_init: str) -> Path:
-    """Writes the Markdown report and ``<stem>.png`` beside it; returns the report's path."""
-    setup, base = results["setup"], results["base"]["eval"]
+def portable(command: str, root: Path) -> str:
+    """A recorded command with its paths relative to the project root (``../shared/...`` beside it) and home."""
+    return command.replace(f"{root}/", "").replace(f"{root.parent}/", "../").replace(f"{Path.home()}/", "$HOME/")
+
+
+def write_report(results: dict, path: Path, best_init: str, root: Path) -> Path:
+    """Writes the Markdown report and ``<stem>.png`` beside it; returns the report's path. ``root`` is the
+    directory the recorded commands ran from (their paths are shown relative to it)."""
+    setup = results["setup"]
     picture = path.with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     plot(results, picture)
     extension = results["extension"]
-    header = "| | seen | training time | zh bits/char (x base) | en bits/char (x base) | zh bits/byte | zh tokens/char |"
+    total_minutes = sum(v["wall_seconds"] for v in results.values() if isinstance(v, dict) and "wall_seconds" in v) / 60
+    gpu = path.with_name(f"{path.stem}_gpu.md")
+    header = ("| | seen | training time | tokens/s | zh bits/char (x base) | en bits/char (x base) | zh bits/byte | "
+              "zh tokens/char |")
     lines = [
         "# Teaching SmolLM2-135M Chinese: the recipe measured at every stage",
         "",
         f"Written by `zhllama experiment --profile {setup['profile']}` on "
-        f"{datetime.now(timezone.utc):%Y-%m-%d}. Machine and versions: {machine()}.",
+        f"{datetime.now(timezone.utc):%Y-%m-%d}; its steps took {total_minutes:.0f} minutes in all. Machine and "
+        f"versions: {machine()}.",
+        "",
+        f"The `gpu` profile (`bench/gpu_experiment.sh`, one H200) "
+        + (f"ran: see [{gpu.name}]({gpu.name})." if gpu.is_file() else "has not run yet: no H200 was available.")
+        if setup["profile"] == "cpu" else "The `cpu` profile's report is [smollm2.md](smollm2.md).",
         "",
         f"Held-out Chinese: the first sentences (up to {setup['heldout_chars']} characters) of "
         f"{setup['heldout_articles']} articles split off the Wikipedia sample "
@@ -112,9 +131,9 @@ def write_report(results: dict, path: Path, best_init: str) -> Path:
         f"({setup['english_chars_total']:,} characters). Neither is trained on. Training text "
         f"({setup['training_chars']:,} characters): {', '.join(Path(p).name for p in setup['training_text'])}. "
         "Every figure is `zhllama eval` (window 512, stride 256, fp32). Training time is Lightning's training-loop "
-        "clock (model loading and evaluation excluded).",
+        "clock (model loading and evaluation excluded); tokens/s shows how busy the machine was.",
         "",
-        header, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        header, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *table(results, RECIPE + ARMS),
         "",
         f"![held-out Chinese bits per byte by stage]({picture.name})",
@@ -135,7 +154,8 @@ def write_report(results: dict, path: Path, best_init: str) -> Path:
     for i, prompt in enumerate(generations["prompts"]):
         lines += [f"**{prompt}**", *(f"- {when}: {' '.join(generations[when][i].split())}" for when in ("before", "after")),
                   ""]
-    lines += ["## Exact commands", "", "```bash", *results.get("commands", []), "```", ""]
+    lines += ["## Exact commands", "", "From the project root, in this order (`--workdir` is `.experiment/`):", "",
+              "```bash", *(portable(c, root) for c in results.get("commands", [])), "```", ""]
     with atomic_file(path) as partial:
         partial.write_text("\n".join(lines), encoding="utf-8")
     return path
@@ -172,7 +192,8 @@ def targets(results: dict, profile: str, best_init: str) -> list[str]:
             f"- **Extension vs none at equal wall clock** ({arm['budget_seconds'] / 60:.1f} min: tokenizer, stage 1 "
             f"and stage 2 of the recipe; the arm ran {arm['steps']} of {arm['planned_steps']} planned steps): "
             f"zh {zh('stage2'):.3f} (recipe) vs {zh('no_extension'):.3f} (no extension) bits/char, "
-            f"{ratio:.3f}x: extension {'wins' if ratio < 1 else 'loses'} by {abs(1 - ratio) * 100:.1f}%.")
+            f"{ratio:.3f}x: extension {'wins' if ratio < 1 else 'loses'} by {abs(1 - ratio) * 100:.1f}%. The arm "
+            f"trained at {pace(arm)} tokens/s, the recipe's stage 2 at {pace(results['stage2'])}.")
     if "stage2" in results:
         target = TARGETS[profile]
         zh_ratio = zh("stage2") / base["zh"]["bits_per_char"]

@@ -144,6 +144,8 @@ def test_a_fit_run_monitoring_bits_per_byte_is_a_model_to_evaluate(
     [total] = json_lines(console("eval", "--model", run, "--input", corpus, "--max_docs", "1", "--window", "64",
                                  "--stride", "32", "--json"))[-1:]
     assert total["documents"] == 1 and 0 < total["bits_per_byte"] < 30
+    refused = console("eval", "--model", run, "--tokenizer", zh_tokenizer_dir, "--input", corpus)
+    assert refused.returncode == 2 and "--tokenizer: only with a base model" in refused.stderr, refused.stderr
 
 
 def test_bad_input_is_one_line_and_exit_2(exported: Path, tmp_path: Path) -> None:
