@@ -14,8 +14,6 @@ skips what is recorded) and ends up in the report (``docs/experiments/smollm2.md
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shlex
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 
 from cli.experiment_data import characters, split_wikipedia
 from cli.experiment_report import write_report
-from cli.main import main as zhllama
+from cli.demo import run
 from cli.parsers import command_parser
 from datamodules.demo_assets import asset_path, sanguo_chapters_jsonl
 from tokenization.atomic_write import atomic_file
@@ -95,20 +93,13 @@ class Experiment:
         self.commands: list[str] = list(self.results.data.get("commands", []))
 
     # ----- running commands -----------------------------------------------------------------------------------
-    def log_command(self, argv: list[str]) -> None:
-        line = "zhllama " + shlex.join(argv)
-        print("$ " + line, flush=True)
-        self.commands.append(line)
+    def record(self, argv: list[str]) -> None:
+        self.commands.append("zhllama " + shlex.join(argv))
         self.results.record("commands", self.commands)
 
     def zhllama(self, argv: list[str], capture: bool = False) -> str:
-        self.log_command(argv)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out) if capture else contextlib.nullcontext():
-            code = zhllama(argv)
-        if code:
-            raise SystemExit(f"zhllama {argv[0]} failed with exit code {code}")
-        return out.getvalue()
+        self.record(argv)
+        return run(argv, capture)
 
     def evaluate(self, model: Path, extra: Sequence[str] = ()) -> dict:
         """``zhllama eval`` of ``model`` on the held-out Chinese and the English prose: their total rows."""
@@ -128,7 +119,8 @@ class Experiment:
                 f"--data.init_args.tokenizer={tokenizer}", f"--data.init_args.inputs=[{','.join(inputs)}]",
                 f"--data.init_args.batch_size={self.profile.batch_size}", *overrides, f"--trainer.max_time={max_time}",
                 f"--trainer.val_check_interval={overrides_steps(overrides)}", "--trainer.limit_val_batches=4"]
-        self.log_command(argv)
+        self.record(argv)
+        print("$ " + self.commands[-1], flush=True)
         cli = lightning_cli(argv)
         (timer,) = [c for c in cli.trainer.callbacks if isinstance(c, Timer)]
         data = cli.datamodule

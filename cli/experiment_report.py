@@ -120,7 +120,7 @@ def write_report(results: dict, path: Path, best_init: str, root: Path) -> Path:
         f"{datetime.now(timezone.utc):%Y-%m-%d}; its steps took {total_minutes:.0f} minutes in all. Machine and "
         f"versions: {machine()}.",
         "",
-        f"The `gpu` profile (`bench/gpu_experiment.sh`, one H200) "
+        "The `gpu` profile (`bench/gpu_experiment.sh`, one H200) "
         + (f"ran: see [{gpu.name}]({gpu.name})." if gpu.is_file() else "has not run yet: no H200 was available.")
         if setup["profile"] == "cpu" else "The `cpu` profile's report is [smollm2.md](smollm2.md).",
         "",

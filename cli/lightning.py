@@ -27,7 +27,9 @@ from lightning.pytorch.cli import LightningCLI
 
 from lightning_modules.atomic_checkpoint_io import AtomicCheckpointIO
 from lightning_modules.causal_lm import CausalLMModule
-from lightning_modules.run_checkpoints import CHECKPOINT_DIR, SUFFIX, newest_checkpoint, read_checkpoint
+from lightning_modules.run_checkpoints import (
+    CHECKPOINT_DIR, SUFFIX, is_checkpoint, is_deepspeed_checkpoint, newest_checkpoint, read_checkpoint,
+)
 from tokenization.errors import UserError
 
 #: Model arguments that name files; ``init_from`` is always a path, the others only when the path exists
@@ -128,15 +130,17 @@ class ZhLlamaCLI(LightningCLI):
 
     def _resolve_ckpt_path(self, ckpt_path: str, checkpoint_dirs: list[Path]) -> str | None:
         """``last`` is the run's newest readable checkpoint (none yet: a fresh start, as in Lightning), and a
-        directory is a run directory; a file is used as given (it is loaded ``weights_only``)."""
+        directory is a run directory unless it is a DeepSpeed checkpoint; a checkpoint file or DeepSpeed
+        directory is used as given (loaded ``weights_only`` before anything else reads it)."""
         if ckpt_path == "last":
             folder = checkpoint_dirs[0]
-            if not (folder.is_dir() and any(folder.glob(f"*{SUFFIX}"))):
+            if not (folder.is_dir() and any(is_checkpoint(p) for p in folder.glob(f"*{SUFFIX}"))):
                 warnings.warn(f"--ckpt_path last: {folder} holds no checkpoint yet; starting from step 0")
                 return None
             return str(newest_checkpoint(folder))
-        if Path(ckpt_path).expanduser().is_dir():
-            return str(newest_checkpoint(Path(ckpt_path)))
+        path = Path(ckpt_path).expanduser()
+        if path.is_dir() and not is_deepspeed_checkpoint(path):
+            return str(newest_checkpoint(path))
         return ckpt_path
 
     def instantiate_trainer(self, **kwargs) -> Trainer:

@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 import lightning.pytorch as pl
 from lightning.pytorch.plugins.precision import MixedPrecision
+from lightning.pytorch.strategies import DeepSpeedStrategy
 import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
@@ -23,7 +24,8 @@ from lightning_modules.freeze_policy import FreezePolicy, check_same_policy, pol
 from lightning_modules.bits_per_byte import BitsPerByte, token_lengths_tensor
 from lightning_modules.chunked_cross_entropy import linear_cross_entropy
 from lightning_modules.flops import training_flops
-from lightning_modules.model_loading import resize_vocabulary
+from lightning_modules.fsdp2_sharding import decoder_layers, local_rows, shard_fully
+from lightning_modules.model_loading import outside_zero_init, resize_vocabulary, vocab_rows
 from lightning_modules.optimization import adamw, cosine_with_warmup, parameter_groups
 from lightning_modules.stage_checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, lineage_after, read_stage_checkpoint
 from lightning_modules.stage_lineage import Base, NewTokenInit, StageLineage, whole_tensors
@@ -36,14 +38,15 @@ from tokenization.pretrained_tokenizer import is_gguf, load_tokenizer
 
 def decay_new_rows(param: nn.Parameter, first_row: int, optimizer: torch.optim.Optimizer, weight_decay: float) -> None:
     """Scale rows ``[first_row:]`` of ``param`` by ``1 - lr × weight_decay`` where the optimizer steps them: the
-    parameter itself, or under DeepSpeed ZeRO-1/2 this rank's slice of its fp32 master copy (``_hp_mapping``),
-    which the step copies back over the parameter."""
+    parameter itself (under FSDP2 this rank's shard of it), or under DeepSpeed ZeRO-1/2 this rank's slice of its
+    fp32 master copy (``_hp_mapping``), which the step copies back over the parameter."""
     if hasattr(param, "ds_id"):
         raise UserError("new_rows_only with weight_decay is not supported under DeepSpeed ZeRO-3 (its parameters are "
                         "partitioned); use ZeRO-2 (configs/strategies/deepspeed_zero2.yaml) or model.weight_decay 0")
     if not hasattr(param, "_hp_mapping"):
         lr = next(g["lr"] for g in optimizer.param_groups if any(p is param for p in g["params"]))
-        param.data[first_row:].mul_(1.0 - lr * weight_decay)
+        rows, first = local_rows(param.data)  # under FSDP2 this rank's block of rows
+        rows[max(first_row - first, 0):].mul_(1.0 - lr * weight_decay)
         return
     mapping = param._hp_mapping
     if mapping is None:  # no slice of this parameter lives on this rank
@@ -148,12 +151,26 @@ class CausalLMModule(pl.LightningModule):
         wraps the model and before the optimizer exists). Idempotent."""
         if self.model is not None:
             return
-        self.model = self._build_base_model()
         policies = [c for c in (self._trainer.callbacks if self._trainer else []) if isinstance(c, FreezePolicy)]
         if len(policies) > 1:
             raise UserError(f"at most one FreezePolicy callback per run, got {[type(p).__name__ for p in policies]}")
-        if policies:
-            self.apply_freeze_policy(policies[0])
+        with outside_zero_init():  # ZeRO-3 partitions the whole, policy-applied model when its engine starts
+            self.model = self._build_base_model()
+            if policies:
+                self.apply_freeze_policy(policies[0])
+        if self.device_mesh is not None:  # Lightning's ModelParallelStrategy
+            self._shard_fully()
+
+    def _shard_fully(self) -> None:
+        """FSDP2 across the data-parallel ranks (``fsdp2_sharding``). Sharding puts new parameter objects in place
+        of the model's, so the row-freezing hooks move to them."""
+        rows_frozen = bool(self._row_hooks)
+        for hook in self._row_hooks:
+            hook.remove()
+        self._row_hooks, self._row_frozen_params = [], []
+        shard_fully(self, decoder_layers(self.causal_lm), self.device_mesh, self.trainer.precision)
+        if rows_frozen:
+            self.freeze_vocab_rows()
 
     def _build_base_model(self) -> PreTrainedModel:
         """The model this stage starts from: its lineage (base + earlier stages, see ``stage_lineage``) rebuilt."""
@@ -214,7 +231,8 @@ class CausalLMModule(pl.LightningModule):
         self.frozen_vocab_rows = n
 
         def zero_original_rows(param: nn.Parameter) -> None:
-            param.grad[:n].zero_()
+            rows, first = local_rows(param.grad)  # under FSDP2 the reduced gradient's shard
+            rows[: max(n - first, 0)].zero_()
 
         for w in weights:
             self._row_frozen_params.append(w)
@@ -241,7 +259,8 @@ class CausalLMModule(pl.LightningModule):
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Mean next-token cross-entropy over labelled tokens (labels aligned with ``input_ids``, ``-100`` ignored,
         shifted here) and the number of labelled tokens."""
-        hidden = self(batch["input_ids"], batch.get("attention_mask"))
+        # not self(...): under ZeRO-3 a nested call of this module would release the head gathered for the step
+        hidden = self.forward(batch["input_ids"], batch.get("attention_mask"))
         targets = batch["labels"][:, 1:]
         head = self.causal_lm.get_output_embeddings()
         from_row = self.frozen_vocab_rows if any(head.weight is p for p in self._row_frozen_params) else 0
@@ -268,6 +287,9 @@ class CausalLMModule(pl.LightningModule):
         self.log("train/tokens_per_s", tokens_per_s * self.trainer.world_size)
         if self.hparams.peak_flops_per_device:
             self.log("train/mfu", flops_per_s / self.hparams.peak_flops_per_device)
+        engine = self.deepspeed_engine
+        if engine is not None and engine.was_step_applied():
+            self.log("train/grad_norm", float(engine.get_global_grad_norm()))
 
     def on_validation_start(self) -> None:
         self.throughput.pause()
@@ -297,7 +319,7 @@ class CausalLMModule(pl.LightningModule):
         if self.tokenizer is None:
             return None
         if getattr(self, "_token_lengths", None) is None:
-            rows = self.causal_lm.get_input_embeddings().weight.shape[0]
+            rows = vocab_rows(self.causal_lm)
             self.register_buffer("_token_lengths", token_lengths_tensor(self.tokenizer, rows).to(self.device),
                                  persistent=False)
         return self._token_lengths
@@ -323,9 +345,17 @@ class CausalLMModule(pl.LightningModule):
         scheduler = cosine_with_warmup(optimizer, warmup, total, hp.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    @property
+    def deepspeed_engine(self) -> Any | None:
+        """The DeepSpeed engine training this module; None under any other strategy."""
+        strategy = self._trainer.strategy if self._trainer else None
+        return strategy.deepspeed_engine if isinstance(strategy, DeepSpeedStrategy) else None
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """``train/grad_norm`` of the gradients about to step (under DeepSpeed, which moves them into its ZeRO
+        partitions, the engine's global norm, logged after its step), then the new rows' weight decay."""
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads:
+        if grads and self.deepspeed_engine is None:
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
             self.log("train/grad_norm", norm)
         # AdamW's decoupled decay, new rows only, applied just before the update exactly as torch's AdamW would.
@@ -346,7 +376,7 @@ class CausalLMModule(pl.LightningModule):
             "format": CHECKPOINT_FORMAT,
             "freeze_policy": self.freeze_policy.record() if self.freeze_policy else None,
             "original_vocab_size": self.original_vocab_size,
-            "vocab_size": self.causal_lm.get_input_embeddings().weight.shape[0],
+            "vocab_size": vocab_rows(self.causal_lm),
             "trainable": sorted(trainable),
             **self.lineage.to_record(superseded=whole_tensors(trainable)),
         }

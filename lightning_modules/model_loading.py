@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,29 @@ def build_causal_lm(
         torch.manual_seed(init_seed)
         model = LlamaForCausalLM(config)
     return model.to(dtype)
+
+
+@contextmanager
+def outside_zero_init() -> Iterator[None]:
+    """Modules created inside get whole parameters even within DeepSpeed's ``zero.Init`` (ZeRO-3's partitioning
+    of parameters as modules create them, which Lightning enters around ``configure_model``): loading a base,
+    growing its vocabulary and replaying earlier stages need whole tensors. The engine partitions the model when
+    it starts; until then each rank holds all of it."""
+    partitioning = sys.modules.get("deepspeed.runtime.zero.partition_parameters")  # not imported: not active
+    if partitioning is None or partitioning.top_level_context is None:
+        yield
+        return
+    partitioning.shutdown_init_context()
+    try:
+        yield
+    finally:
+        partitioning.restore_init_context()
+
+
+def vocab_rows(model: PreTrainedModel) -> int:
+    """Rows of the input embedding, also while DeepSpeed ZeRO-3 holds only this rank's partition of it."""
+    weight = model.get_input_embeddings().weight
+    return getattr(weight, "ds_shape", weight.shape)[0]
 
 
 @torch.no_grad()

@@ -5,12 +5,18 @@ A run directory is a stage's ``trainer.default_root_dir``; its checkpoints live 
 the readable checkpoint with the highest training step (file times break ties only: a copied run directory has
 copy-time mtimes). A checkpoint that cannot be read (truncated by a full disk, not a zip, a pickle that
 ``weights_only`` refuses) is skipped with a warning naming it, so one bad file never hides an intact earlier one.
+
+A checkpoint is a file, or under DeepSpeed a directory ``<name>.ckpt/``: ``latest`` names the tag folder holding
+the model states file (rank 0's; Lightning's state is in it) and one optimizer-state file per rank. Its step is
+read from the model states file, ``weights_only`` with DeepSpeed's few own classes allowed.
 """
 
 from __future__ import annotations
 
 import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,9 @@ from tokenization.errors import UserError
 
 CHECKPOINT_DIR = "checkpoints"
 SUFFIX = ".ckpt"
+DEEPSPEED_LATEST = "latest"
+#: Rank 0's model states file in a DeepSpeed tag folder: ZeRO-1/2, then ZeRO-3 (one per rank there).
+MODEL_STATES = ("mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_model_states.pt")
 
 
 class UnreadableCheckpointError(UserError):
@@ -47,6 +56,41 @@ def read_checkpoint(path: Path, map_location: Any = "cpu", mmap: bool = False) -
         raise UnreadableCheckpointError(f"{path}: unreadable checkpoint ({reason})") from error
 
 
+def is_deepspeed_checkpoint(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / DEEPSPEED_LATEST).is_file()
+
+
+def is_checkpoint(path: Path) -> bool:
+    """A checkpoint file or DeepSpeed checkpoint directory (not a run directory)."""
+    return Path(path).is_file() or is_deepspeed_checkpoint(path)
+
+
+def deepspeed_model_states(path: Path) -> Path:
+    """The model states file of the DeepSpeed checkpoint directory ``path``; ``UnreadableCheckpointError`` if
+    the save did not get that far."""
+    folder = Path(path) / (Path(path) / DEEPSPEED_LATEST).read_text(encoding="utf-8").strip()
+    for name in MODEL_STATES:
+        if (folder / name).is_file():
+            return folder / name
+    raise UnreadableCheckpointError(f"{path}: incomplete DeepSpeed checkpoint (no {folder.name}/{MODEL_STATES[0]}); "
+                                    "use an earlier checkpoint of the run")
+
+
+@contextmanager
+def deepspeed_classes_allowed() -> Iterator[None]:
+    """``weights_only`` loads inside accept the DeepSpeed classes its checkpoint files hold (loss scaler, ZeRO
+    stage, fragment address); ``UserError`` without the deepspeed extra."""
+    try:
+        from deepspeed.runtime.fp16.loss_scaler import LossScaler
+        from deepspeed.runtime.zero.config import ZeroStageEnum
+        from deepspeed.utils.tensor_fragment import fragment_address
+    except ImportError as error:
+        raise UserError("reading a DeepSpeed checkpoint directory needs the deepspeed extra "
+                        "(pip install -e '.[deepspeed]')") from error
+    with torch.serialization.safe_globals([LossScaler, ZeroStageEnum, fragment_address]):
+        yield
+
+
 def checkpoint_dir(path: Path) -> Path:
     """The checkpoint directory of a run directory, or ``path`` itself when it already is one."""
     path = Path(path).expanduser().resolve()
@@ -54,25 +98,32 @@ def checkpoint_dir(path: Path) -> Path:
 
 
 def checkpoint_step(path: Path) -> int:
-    """The training step a Lightning checkpoint was saved at; ``UnreadableCheckpointError`` if unreadable."""
-    checkpoint = read_checkpoint(path, mmap=True)
+    """The training step a Lightning checkpoint (file or DeepSpeed directory) was saved at;
+    ``UnreadableCheckpointError`` if unreadable."""
+    if is_deepspeed_checkpoint(path):
+        with deepspeed_classes_allowed():
+            checkpoint = read_checkpoint(deepspeed_model_states(path), mmap=True)
+    else:
+        checkpoint = read_checkpoint(path, mmap=True)
     if not isinstance(checkpoint, dict):
         raise UnreadableCheckpointError(f"{path}: holds a {type(checkpoint).__name__}, not a Lightning checkpoint")
     return int(checkpoint.get("global_step", -1))
 
 
 def newest_checkpoint(path: Path) -> Path:
-    """The newest complete, readable ``*.ckpt`` of a run directory (or of its ``checkpoints/`` directory)."""
+    """The newest complete, readable ``*.ckpt`` (file or DeepSpeed directory) of a run directory (or of its
+    ``checkpoints/`` directory)."""
     folder = checkpoint_dir(path)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such run or checkpoint directory; name a stage's trainer.default_root_dir")
-    candidates = sorted(p for p in folder.glob(f"*{SUFFIX}") if p.is_file())
+    candidates = sorted(p for p in folder.glob(f"*{SUFFIX}") if is_checkpoint(p))
     if not candidates:
         raise UserError(f"{folder}: holds no {SUFFIX} checkpoint; has this stage saved one yet?")
     readable: list[tuple[int, float, Path]] = []
     for candidate in candidates:
         try:
-            readable.append((checkpoint_step(candidate), candidate.stat().st_mtime, candidate))
+            stamp = (deepspeed_model_states(candidate) if candidate.is_dir() else candidate).stat().st_mtime
+            readable.append((checkpoint_step(candidate), stamp, candidate))
         except UnreadableCheckpointError as error:
             warnings.warn(f"{error}; skipped", UnreadableCheckpointWarning, stacklevel=2)
     if not readable:

@@ -4,8 +4,15 @@ gloo). This subclass sets up the environment as DDP does, on ``torch.device("cpu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+import yaml
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
+
+from tests.distributed.launch import CPU_DEEPSPEED, PROJECT_ROOT
+
+STRATEGIES = PROJECT_ROOT / "configs" / "strategies"
 
 
 class CPUDeepSpeedStrategy(DeepSpeedStrategy):
@@ -15,3 +22,13 @@ class CPUDeepSpeedStrategy(DeepSpeedStrategy):
         assert self.parallel_devices is not None
         self.parallel_devices = [torch.device("cpu", i) for i in range(len(self.parallel_devices))]
         DDPStrategy.setup_environment(self)
+
+
+def on_cpu(fragment: str, folder: Path) -> Path:
+    """The product's strategy fragment ``configs/strategies/<fragment>`` with ``CPUDeepSpeedStrategy`` in place of
+    Lightning's class, written into ``folder``."""
+    config = yaml.safe_load((STRATEGIES / fragment).read_text(encoding="utf-8"))
+    config["trainer"]["strategy"]["class_path"] = CPU_DEEPSPEED
+    path = folder / f"cpu_{fragment}"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path

@@ -3,6 +3,7 @@ extra rank, so a distributed run cannot start inside pytest's own process."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -37,10 +38,10 @@ def sft_args(tokenizer: Path, alpaca: Path) -> list[str]:
 
 def fit(
     root: Path, *args: str, strategy: str | None = "ddp", devices: int = 2, batch_size: int = 1, max_steps: int = 1,
-    timeout: int = 240,
+    timeout: int = 240, logger: str = "false",
 ) -> Path:
     """One ``zhllama fit`` into the run directory ``root`` on ``devices`` CPU processes; returns ``root``.
-    ``strategy=None`` leaves the strategy to the configs in ``args``.
+    ``strategy=None`` leaves the strategy to the configs in ``args``; ``logger`` is ``--trainer.logger``.
 
     The learning rate is its peak at every step (no warmup, no decay), so a run cut short by ``max_steps`` and
     resumed follows the uninterrupted run; Adam's ``eps`` is 1, so a step moves each parameter by about
@@ -51,7 +52,7 @@ def fit(
         "--trainer.devices", str(devices),
         "--trainer.accelerator", "cpu",
         "--trainer.max_steps", str(max_steps),
-        "--trainer.logger", "false",
+        "--trainer.logger", logger,
         "--data.init_args.batch_size", str(batch_size),
         "--model.warmup_steps", "0",
         "--model.min_lr_ratio", "1.0",
@@ -103,3 +104,20 @@ def start_weights() -> dict[str, torch.Tensor]:
     lm = start.causal_lm
     return {"model.model.embed_tokens.weight": lm.get_input_embeddings().weight.detach(),
             "model.lm_head.weight": lm.get_output_embeddings().weight.detach()}
+
+
+def csv_logger(root: Path) -> str:
+    """``--trainer.logger`` writing every step's metrics to ``root/csv/version_N/metrics.csv``, N per invocation."""
+    return json.dumps({"class_path": "lightning.pytorch.loggers.CSVLogger",
+                       "init_args": {"save_dir": str(root), "name": "csv"}})
+
+
+def logged(root: Path, metric: str) -> list[list[float]]:
+    """Per invocation of a run logged by ``csv_logger``, the values of ``metric`` in step order."""
+    versions = sorted((root / "csv").glob("version_*"), key=lambda v: int(v.name.removeprefix("version_")))
+    values = []
+    for version in versions:
+        with (version / "metrics.csv").open(encoding="utf-8") as file:
+            rows = [row for row in csv.DictReader(file) if row.get(metric)]
+        values.append([float(row[metric]) for row in sorted(rows, key=lambda row: int(row["step"]))])
+    return values

@@ -1,6 +1,7 @@
 """Stages 1 and 2 under DeepSpeed ZeRO-2 (the ``configs/strategies/deepspeed_zero2.yaml`` fragment, run on CPU through
 the test-only ``CPUDeepSpeedStrategy``) on 1 and 2 processes: each step is the one-process step of the same
-global batch, the checkpoint directory holds the trained parameters only, ``new_rows_only`` keeps the old rows."""
+global batch, also across a ``--ckpt_path last`` resume; ``train/grad_norm`` is the engine's global norm; the
+checkpoint directory holds the trained parameters only, ``new_rows_only`` keeps the old rows."""
 
 from __future__ import annotations
 
@@ -8,24 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from tests.distributed.launch import (
-    CPU_DEEPSPEED, PROJECT_ROOT, assert_close, fit, start_weights, trained,
-)
+from tests.distributed.cpu_deepspeed import on_cpu
+from tests.distributed.launch import assert_close, csv_logger, fit, logged, start_weights, trained
 
 pytest.importorskip("deepspeed")
-
-STRATEGIES = PROJECT_ROOT / "configs" / "strategies"
-
-
-def on_cpu(fragment: str, folder: Path) -> Path:
-    """The product's strategy fragment with the test-only CPU strategy class in place of Lightning's."""
-    config = yaml.safe_load((STRATEGIES / fragment).read_text(encoding="utf-8"))
-    config["trainer"]["strategy"]["class_path"] = CPU_DEEPSPEED
-    path = folder / f"cpu_{fragment}"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
 
 
 def engine_module(run: Path, name: str = "last.ckpt") -> dict:
@@ -35,10 +23,17 @@ def engine_module(run: Path, name: str = "last.ckpt") -> dict:
 
 @pytest.fixture(scope="module")
 def zero2(inputs: dict[str, Path], stage1_args: list[str]) -> dict[int, Path]:
-    """Stage 1 under ZeRO-2 for 2 steps: 1 rank × batch 2 and 2 ranks × batch 1."""
-    strategy = on_cpu("deepspeed_zero2.yaml", inputs["folder"])
-    return {ranks: fit(inputs["folder"] / f"zero2_{ranks}", *stage1_args, "--config", str(strategy), strategy=None,
-                       devices=ranks, batch_size=2 // ranks, max_steps=2) for ranks in (1, 2)}
+    """Stage 1 under ZeRO-2 for 2 steps: 1 rank × batch 2 in one run; 2 ranks × batch 1 stopped after step 1,
+    then resumed with ``--ckpt_path last`` for step 2."""
+    args = [*stage1_args, "--config", str(on_cpu("deepspeed_zero2.yaml", inputs["folder"]))]
+    runs = {}
+    for ranks in (1, 2):
+        root = inputs["folder"] / f"zero2_{ranks}"
+        options = {"strategy": None, "devices": ranks, "batch_size": 2 // ranks, "logger": csv_logger(root)}
+        if ranks == 2:
+            fit(root, *args, max_steps=1, **options)
+        runs[ranks] = fit(root, *args, *(["--ckpt_path", "last"] if ranks == 2 else []), max_steps=2, **options)
+    return runs
 
 
 @pytest.mark.slow
@@ -46,6 +41,24 @@ def zero2(inputs: dict[str, Path], stage1_args: list[str]) -> dict[int, Path]:
 def test_zero2_steps_as_one_process(zero2: dict[int, Path], stage1_single: Path, ranks: int) -> None:
     for step in ("epoch=0-step=1.ckpt", "last.ckpt"):
         assert_close(engine_module(zero2[ranks], step)["module"], trained(stage1_single, step))
+
+
+@pytest.mark.slow
+def test_zero2_ckpt_path_last_resumes_from_the_newest_checkpoint_directory(zero2: dict[int, Path]) -> None:
+    """The second invocation found ``last.ckpt/`` and trained step 2 only (a fresh start would log two steps);
+    that step's parameters are those of the uninterrupted runs (``test_zero2_steps_as_one_process``)."""
+    assert [len(steps) for steps in logged(zero2[2], "train/grad_norm")] == [1, 1]
+    assert engine_module(zero2[2])["global_step"] == 2
+
+
+@pytest.mark.slow
+def test_zero2_grad_norm_is_the_global_norm_of_all_ranks(zero2: dict[int, Path]) -> None:
+    """DeepSpeed moves the gradients into its partitions: the logged norm is the engine's, over every rank's
+    partition of the averaged gradient, so 2 ranks × batch 1 log what 1 rank × batch 2 logs."""
+    one_rank = [norm for run in logged(zero2[1], "train/grad_norm") for norm in run]
+    two_ranks = [norm for run in logged(zero2[2], "train/grad_norm") for norm in run]
+    assert len(one_rank) == 2 and min(one_rank) > 0
+    torch.testing.assert_close(two_ranks, one_rank, rtol=1e-5, atol=0)
 
 
 @pytest.mark.slow
@@ -71,16 +84,17 @@ def test_zero2_checkpoint_holds_trained_parameters_only_and_old_rows(zero2: dict
 
 @pytest.mark.slow
 def test_export_and_init_from_read_the_deepspeed_directory(zero2: dict[int, Path], tmp_path: Path) -> None:
+    """``zhllama export --ckpt`` of the run directory finds its newest checkpoint directory; ``init_from`` names
+    that directory itself."""
     from transformers import AutoModelForCausalLM
 
     from cli.export import main as export_main
     from lightning_modules.causal_lm import CausalLMModule
 
-    directory = zero2[2] / "checkpoints" / "last.ckpt"
     trained_rows = engine_module(zero2[2])["module"]  # fp32 training: the engine's module is its master copy
-    assert export_main(["--ckpt", str(directory), "--output", str(tmp_path / "export"), "--dtype", "fp32"]) == 0
+    assert export_main(["--ckpt", str(zero2[2]), "--output", str(tmp_path / "export"), "--dtype", "fp32"]) == 0
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "export")
-    following = CausalLMModule(init_from=str(directory))
+    following = CausalLMModule(init_from=str(zero2[2] / "checkpoints" / "last.ckpt"))
     following.configure_model()
     for model in (exported, following.causal_lm):
         assert torch.equal(model.get_input_embeddings().weight, trained_rows["model.model.embed_tokens.weight"])
