@@ -259,8 +259,10 @@ class CausalLMModule(pl.LightningModule):
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Mean next-token cross-entropy over labelled tokens (labels aligned with ``input_ids``, ``-100`` ignored,
         shifted here) and the number of labelled tokens."""
-        # not self(...): under ZeRO-3 a nested call of this module would release the head gathered for the step
-        hidden = self.forward(batch["input_ids"], batch.get("attention_mask"))
+        # FSDP2 gathers this root unit's parameters (embedding, head) in the call; under ZeRO-3 a nested call of
+        # this module would release the head gathered for the step, so elsewhere the forward runs directly
+        forward = self if self.device_mesh is not None else self.forward
+        hidden = forward(batch["input_ids"], batch.get("attention_mask"))
         targets = batch["labels"][:, 1:]
         head = self.causal_lm.get_output_embeddings()
         from_row = self.frozen_vocab_rows if any(head.weight is p for p in self._row_frozen_params) else 0
