@@ -121,3 +121,20 @@ def logged(root: Path, metric: str) -> list[list[float]]:
             rows = [row for row in csv.DictReader(file) if row.get(metric)]
         values.append([float(row[metric]) for row in sorted(rows, key=lambda row: int(row["step"]))])
     return values
+
+
+def assert_export_and_init_from_carry(run: Path, trained: dict[str, torch.Tensor], out: Path) -> None:
+    """``zhllama export --ckpt`` of the run directory and ``init_from`` its ``last.ckpt`` both hold the ``trained``
+    embedding and head (module state-dict names) exactly."""
+    from transformers import AutoModelForCausalLM
+
+    from cli.export import main as export_main
+    from lightning_modules.causal_lm import CausalLMModule
+
+    assert export_main(["--ckpt", str(run), "--output", str(out), "--dtype", "fp32"]) == 0
+    exported = AutoModelForCausalLM.from_pretrained(out)
+    following = CausalLMModule(init_from=str(run / "checkpoints" / "last.ckpt"))
+    following.configure_model()
+    for model in (exported, following.causal_lm):
+        assert torch.equal(model.get_input_embeddings().weight, trained["model.model.embed_tokens.weight"])
+        assert torch.equal(model.get_output_embeddings().weight, trained["model.lm_head.weight"])

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from tests.distributed.cpu_deepspeed import on_cpu
-from tests.distributed.launch import assert_close, csv_logger, fit, logged, start_weights, trained
+from tests.distributed.launch import (
+    assert_close, assert_export_and_init_from_carry, csv_logger, fit, logged, start_weights, trained,
+)
 
 pytest.importorskip("deepspeed")
 
@@ -86,16 +88,5 @@ def test_zero2_checkpoint_holds_trained_parameters_only_and_old_rows(zero2: dict
 def test_export_and_init_from_read_the_deepspeed_directory(zero2: dict[int, Path], tmp_path: Path) -> None:
     """``zhllama export --ckpt`` of the run directory finds its newest checkpoint directory; ``init_from`` names
     that directory itself."""
-    from transformers import AutoModelForCausalLM
-
-    from cli.export import main as export_main
-    from lightning_modules.causal_lm import CausalLMModule
-
     trained_rows = engine_module(zero2[2])["module"]  # fp32 training: the engine's module is its master copy
-    assert export_main(["--ckpt", str(zero2[2]), "--output", str(tmp_path / "export"), "--dtype", "fp32"]) == 0
-    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "export")
-    following = CausalLMModule(init_from=str(zero2[2] / "checkpoints" / "last.ckpt"))
-    following.configure_model()
-    for model in (exported, following.causal_lm):
-        assert torch.equal(model.get_input_embeddings().weight, trained_rows["model.model.embed_tokens.weight"])
-        assert torch.equal(model.get_output_embeddings().weight, trained_rows["model.lm_head.weight"])
+    assert_export_and_init_from_carry(zero2[2], trained_rows, tmp_path / "export")

@@ -16,7 +16,8 @@ import torch
 from tests.cli.tiny_fit import TINY, tiny_fit_args
 from tests.distributed.cpu_deepspeed import on_cpu
 from tests.distributed.launch import (
-    ATOL, EMBEDDING_ONLY, LORA, PROJECT_ROOT, ZHLLAMA, assert_close, callbacks_config, csv_logger, fit, logged,
+    ATOL, EMBEDDING_ONLY, LORA, PROJECT_ROOT, ZHLLAMA, assert_close, assert_export_and_init_from_carry,
+    callbacks_config, csv_logger, fit, logged,
     sft_args, start_weights, trained,
 )
 
@@ -72,19 +73,7 @@ def test_zero3_checkpoint_holds_trained_parameters_only(zero3: dict[int, Path]) 
 
 @pytest.mark.slow
 def test_export_and_init_from_consolidate_the_zero3_directory(zero3: dict[int, Path], tmp_path: Path) -> None:
-    from transformers import AutoModelForCausalLM
-
-    from cli.export import main as export_main
-    from lightning_modules.causal_lm import CausalLMModule
-
-    state = consolidated(zero3[2])["state_dict"]
-    assert export_main(["--ckpt", str(zero3[2]), "--output", str(tmp_path / "export"), "--dtype", "fp32"]) == 0
-    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "export")
-    following = CausalLMModule(init_from=str(zero3[2] / "checkpoints" / "last.ckpt"))
-    following.configure_model()
-    for model in (exported, following.causal_lm):
-        assert torch.equal(model.get_input_embeddings().weight, state["model.model.embed_tokens.weight"])
-        assert torch.equal(model.get_output_embeddings().weight, state["model.lm_head.weight"])
+    assert_export_and_init_from_carry(zero3[2], consolidated(zero3[2])["state_dict"], tmp_path / "export")
 
 
 @pytest.mark.slow
