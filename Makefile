@@ -25,8 +25,10 @@ demo: $(STAMP)
 experiment: $(STAMP)
 	$(BIN)/zhllama experiment --profile $(PROFILE)
 
+# a worker per core, at most 4: most tests wait on a subprocess importing torch and Lightning on one core; a test
+# file's tests stay on one worker (they share its module fixtures)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .demo .experiment

@@ -25,10 +25,11 @@ def parameter_budget(model: nn.Module) -> dict[str, tuple[int, int]]:
     here (they are in the optimizer) and are reported separately by the table."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for name, p in model.named_parameters():
+        numel = getattr(p, "ds_numel", p.numel())  # ZeRO-3 leaves a rank an empty tensor and the whole's size
         entry = counts[group_of(name)]
-        entry[1] += p.numel()
+        entry[1] += numel
         if p.requires_grad:
-            entry[0] += p.numel()
+            entry[0] += numel
     return {g: (counts[g][0], counts[g][1]) for g in GROUPS if g in counts}
 
 

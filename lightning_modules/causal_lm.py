@@ -26,35 +26,14 @@ from lightning_modules.chunked_cross_entropy import linear_cross_entropy
 from lightning_modules.flops import training_flops
 from lightning_modules.fsdp2_sharding import decoder_layers, local_rows, shard_fully
 from lightning_modules.model_loading import outside_zero_init, resize_vocabulary, vocab_rows
+from lightning_modules.new_row_decay import decay_new_rows
 from lightning_modules.optimization import adamw, cosine_with_warmup, parameter_groups
-from lightning_modules.stage_checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, lineage_after, read_stage_checkpoint
+from lightning_modules.stage_checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, lineage_after, read_stage_record
 from lightning_modules.stage_lineage import Base, NewTokenInit, StageLineage, whole_tensors
 from lightning_modules.throughput import RollingThroughput
 from tokenization.constants import IGNORE_INDEX
 from tokenization.errors import UserError
 from tokenization.pretrained_tokenizer import is_gguf, load_tokenizer
-
-
-
-def decay_new_rows(param: nn.Parameter, first_row: int, optimizer: torch.optim.Optimizer, weight_decay: float) -> None:
-    """Scale rows ``[first_row:]`` of ``param`` by ``1 - lr × weight_decay`` where the optimizer steps them: the
-    parameter itself (under FSDP2 this rank's shard of it), or under DeepSpeed ZeRO-1/2 this rank's slice of its
-    fp32 master copy (``_hp_mapping``), which the step copies back over the parameter."""
-    if hasattr(param, "ds_id"):
-        raise UserError("new_rows_only with weight_decay is not supported under DeepSpeed ZeRO-3 (its parameters are "
-                        "partitioned); use ZeRO-2 (configs/strategies/deepspeed_zero2.yaml) or model.weight_decay 0")
-    if not hasattr(param, "_hp_mapping"):
-        lr = next(g["lr"] for g in optimizer.param_groups if any(p is param for p in g["params"]))
-        rows, first = local_rows(param.data)  # under FSDP2 this rank's block of rows
-        rows[max(first_row - first, 0):].mul_(1.0 - lr * weight_decay)
-        return
-    mapping = param._hp_mapping
-    if mapping is None:  # no slice of this parameter lives on this rank
-        return
-    factor = 1.0 - optimizer.param_groups[mapping.param_group_index]["lr"] * weight_decay
-    skip = max(first_row * param[0].numel() - mapping.lp_fragment_address.start, 0)
-    if skip < mapping.lp_fragment_address.numel:
-        mapping.hp_fragment.data.view(-1)[skip:].mul_(factor)
 
 
 class CausalLMModule(pl.LightningModule):
@@ -198,7 +177,7 @@ class CausalLMModule(pl.LightningModule):
         (read now and never again), else the base."""
         hp = self.hparams
         if self.resume_checkpoint is not None:
-            return StageLineage.from_record(read_stage_checkpoint(Path(self.resume_checkpoint))[CHECKPOINT_KEY])
+            return StageLineage.from_record(read_stage_record(Path(self.resume_checkpoint)))
         if hp.init_from is not None:
             lineage = lineage_after(hp.init_from)
         else:
@@ -275,6 +254,12 @@ class CausalLMModule(pl.LightningModule):
         self.log("train/lr", self.lr_schedulers().get_last_lr()[0])
         return loss
 
+    def on_fit_start(self) -> None:
+        """Lightning divides each micro-batch's loss by ``accumulate_grad_batches`` and DeepSpeed's backward would
+        divide it again by the same number (its ``gradient_accumulation_steps``): only Lightning's division stays."""
+        if self.deepspeed_engine is not None:
+            self.deepspeed_engine.scale_wrt_gas = False
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.throughput.start(self.device)
 
@@ -342,6 +327,10 @@ class CausalLMModule(pl.LightningModule):
         groups = parameter_groups(self.named_parameters(), hp.weight_decay, no_decay=self._row_frozen_params)
         clips_mixed = bool(self.trainer.gradient_clip_val) and isinstance(self.trainer.precision_plugin, MixedPrecision)
         optimizer = adamw(groups, hp.learning_rate, tuple(hp.betas), hp.eps, allow_fused=not clips_mixed)
+        if isinstance(self.trainer.strategy, DeepSpeedStrategy):
+            # its engine starts next: under ZeRO-Offload this AdamW steps the offloaded partitions on the CPU,
+            # where DeepSpeed would refuse any optimizer but its own compiled DeepSpeedCPUAdam
+            self.trainer.strategy.config["zero_force_ds_cpu_optimizer"] = False
         total = int(self.trainer.estimated_stepping_batches)
         warmup = hp.warmup_steps if hp.warmup_steps is not None else math.ceil(hp.warmup_ratio * total)
         scheduler = cosine_with_warmup(optimizer, warmup, total, hp.min_lr_ratio)
@@ -360,10 +349,13 @@ class CausalLMModule(pl.LightningModule):
         if grads and self.deepspeed_engine is None:
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
             self.log("train/grad_norm", norm)
-        # AdamW's decoupled decay, new rows only, applied just before the update exactly as torch's AdamW would.
-        if self.hparams.weight_decay:
+        # AdamW's decoupled decay, new rows only, applied just before the update exactly as torch's AdamW would;
+        # DeepSpeed is called at every micro-batch and steps at the last of `gradient_accumulation_steps` only
+        engine = self.deepspeed_engine
+        if self.hparams.weight_decay and (engine is None or engine.is_gradient_accumulation_boundary()):
+            lr = optimizer.param_groups[0]["lr"]  # one learning rate: the groups differ in weight decay only
             for p in self._row_frozen_params:
-                decay_new_rows(p, self.frozen_vocab_rows, optimizer, self.hparams.weight_decay)
+                decay_new_rows(p, self.frozen_vocab_rows, lr, self.hparams.weight_decay)
 
     # ----- checkpoints ----------------------------------------------------------------------------------------
     def trainable_parameter_names(self) -> set[str]:

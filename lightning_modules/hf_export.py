@@ -26,7 +26,7 @@ from lightning_modules.causal_lm import CausalLMModule
 from lightning_modules.checkpoint_io import restore_module
 from lightning_modules.freeze_policy import describe
 from lightning_modules.generation import DTYPES
-from lightning_modules.stage_checkpoint import CHECKPOINT_KEY, checkpoint_file, read_stage_checkpoint
+from lightning_modules.stage_checkpoint import checkpoint_file, read_stage_record
 from lightning_modules.stage_lineage import is_pretrained_model
 from tokenization.atomic_write import atomic_directory, check_output, is_zhllama_output
 from tokenization.errors import UserError
@@ -55,7 +55,7 @@ def export_source(ckpt: str | os.PathLike, tokenizer_dir: str | None, base_dir: 
         files = tokenizer_files(Path(tokenizer_dir) if tokenizer_dir else path)
         return ExportSource(path, None, _required(files, path), [path])
     path = checkpoint_file(path)
-    record = read_stage_checkpoint(path, mmap=True)[CHECKPOINT_KEY]
+    record = read_stage_record(path, mmap=True)
     recorded = record["tokenizer"]
     if tokenizer_dir is not None and recorded is not None:
         difference = tokenizer_difference(tokenizer_fingerprint(recorded["files"]),

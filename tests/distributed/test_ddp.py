@@ -10,15 +10,16 @@ import pytest
 import torch
 
 from tests.distributed.launch import (
-    ATOL, LORA, assert_close, callbacks_config, checkpoint, fit, sft_args, start_weights, trained,
+    ATOL, assert_close, assert_sft_trained_with_samples_and_budget, checkpoint, fit, sft_fit, start_weights, trained,
 )
 
 
 @pytest.fixture(scope="module")
 def stage1(inputs: dict[str, Path], stage1_args: list[str], stage1_single: Path) -> dict[str, Path]:
-    """Stage 1 on 2 ranks × batch 1: one step, then resumed for the second; and the one-process run."""
-    ddp = fit(inputs["folder"] / "stage1_ddp", *stage1_args, max_steps=1)
-    fit(ddp, *stage1_args, "--ckpt_path", "last", max_steps=2)
+    """Stage 1 on 2 ranks × batch 1, launched by Lightning (the other tests start their ranks with torchrun): one
+    step, then resumed for the second; and the one-process run."""
+    ddp = fit(inputs["folder"] / "stage1_ddp", *stage1_args, max_steps=1, torchrun=False)
+    fit(ddp, *stage1_args, "--ckpt_path", "last", max_steps=2, torchrun=False)
     return {"single": stage1_single, "ddp": ddp}
 
 
@@ -58,12 +59,8 @@ def test_stage2_lora_two_ranks_step_as_one_process(
 @pytest.mark.slow
 def test_sft_trains_under_ddp(stage1: dict[str, Path], inputs: dict[str, Path], alpaca_sample: Path) -> None:
     """SFT's loss is a token mean per rank, so 2 ranks equal one process only for equal label counts: this
-    checks that it trains and what its checkpoint holds."""
-    folder = inputs["folder"]
-    policy = callbacks_config(folder, LORA, r=4, alpha=8, dropout=0.0)
-    run = fit(folder / "sft_ddp", *sft_args(inputs["tokenizer"], alpaca_sample), "--model.init_from",
-              str(stage1["ddp"]), "--config", str(policy))
+    checks that it trains, what its checkpoint holds, and rank 0's samples and parameter table."""
+    run = sft_fit(inputs["folder"] / "sft_ddp", inputs, alpaca_sample, stage1["ddp"])
     saved = checkpoint(run)
     assert saved["global_step"] == 1
-    assert set(saved["state_dict"]) == set(saved["zhllama"]["trainable"])
-    assert any("lora_B" in name for name in saved["state_dict"])
+    assert_sft_trained_with_samples_and_budget(run, saved["state_dict"], saved["zhllama"])

@@ -1,7 +1,8 @@
-"""Stages 1 and 2 under DeepSpeed ZeRO-2 (the ``configs/strategies/deepspeed_zero2.yaml`` fragment, run on CPU through
+"""Every stage under DeepSpeed ZeRO-2 (the ``configs/strategies/deepspeed_zero2.yaml`` fragment, run on CPU through
 the test-only ``CPUDeepSpeedStrategy``) on 1 and 2 processes: each step is the one-process step of the same
-global batch, also across a ``--ckpt_path last`` resume; ``train/grad_norm`` is the engine's global norm; the
-checkpoint directory holds the trained parameters only, ``new_rows_only`` keeps the old rows."""
+global batch, with gradient accumulation or across a ``--ckpt_path last`` resume; ``train/grad_norm`` is the
+engine's global norm; the checkpoint directory holds the trained parameters only, ``new_rows_only`` keeps the
+old rows; SFT trains from a ZeRO-2 run directory."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 
 from tests.distributed.cpu_deepspeed import on_cpu
 from tests.distributed.launch import (
-    assert_close, assert_export_and_init_from_carry, csv_logger, fit, logged, start_weights, trained,
+    assert_close, assert_export_and_init_from_carry, assert_sft_trained_with_samples_and_budget,
+    csv_logger, fit, logged, sft_fit, start_weights, trained,
 )
 
 pytest.importorskip("deepspeed")
@@ -25,16 +27,19 @@ def engine_module(run: Path, name: str = "last.ckpt") -> dict:
 
 @pytest.fixture(scope="module")
 def zero2(inputs: dict[str, Path], stage1_args: list[str]) -> dict[int, Path]:
-    """Stage 1 under ZeRO-2 for 2 steps: 1 rank × batch 2 in one run; 2 ranks × batch 1 stopped after step 1,
-    then resumed with ``--ckpt_path last`` for step 2."""
+    """Stage 1 under ZeRO-2 for 2 steps of 2 sequences: 1 rank accumulating 2 batches of 1 in one run (DeepSpeed
+    calls the optimizer hooks at each, steps at the second); 2 ranks × batch 1 stopped after step 1, then
+    resumed with ``--ckpt_path last`` for step 2."""
     args = [*stage1_args, "--config", str(on_cpu("deepspeed_zero2.yaml", inputs["folder"]))]
     runs = {}
     for ranks in (1, 2):
         root = inputs["folder"] / f"zero2_{ranks}"
-        options = {"strategy": None, "devices": ranks, "batch_size": 2 // ranks, "logger": csv_logger(root)}
-        if ranks == 2:
+        options = {"strategy": None, "devices": ranks, "logger": csv_logger(root)}
+        if ranks == 1:
+            runs[1] = fit(root, *args, "--trainer.accumulate_grad_batches", "2", max_steps=2, **options)
+        else:
             fit(root, *args, max_steps=1, **options)
-        runs[ranks] = fit(root, *args, *(["--ckpt_path", "last"] if ranks == 2 else []), max_steps=2, **options)
+            runs[2] = fit(root, *args, "--ckpt_path", "last", max_steps=2, **options)
     return runs
 
 
@@ -54,13 +59,14 @@ def test_zero2_ckpt_path_last_resumes_from_the_newest_checkpoint_directory(zero2
 
 
 @pytest.mark.slow
-def test_zero2_grad_norm_is_the_global_norm_of_all_ranks(zero2: dict[int, Path]) -> None:
+def test_zero2_grad_norm_is_the_global_norm_of_all_ranks(zero2: dict[int, Path], stage1_single: Path) -> None:
     """DeepSpeed moves the gradients into its partitions: the logged norm is the engine's, over every rank's
-    partition of the averaged gradient, so 2 ranks × batch 1 log what 1 rank × batch 2 logs."""
-    one_rank = [norm for run in logged(zero2[1], "train/grad_norm") for norm in run]
-    two_ranks = [norm for run in logged(zero2[2], "train/grad_norm") for norm in run]
-    assert len(one_rank) == 2 and min(one_rank) > 0
-    torch.testing.assert_close(two_ranks, one_rank, rtol=1e-5, atol=0)
+    partition of the averaged gradient, so 2 ranks × batch 1 and 1 rank accumulating 2 batches of 1 log what one
+    process with batch 2 logs (the loss is divided by the accumulation once, not by Lightning and DeepSpeed)."""
+    single = sum(logged(stage1_single, "train/grad_norm"), [])
+    assert len(single) == 2 and min(single) > 0
+    for ranks in (1, 2):
+        torch.testing.assert_close(sum(logged(zero2[ranks], "train/grad_norm"), []), single, rtol=1e-5, atol=0)
 
 
 @pytest.mark.slow
@@ -90,3 +96,15 @@ def test_export_and_init_from_read_the_deepspeed_directory(zero2: dict[int, Path
     that directory itself."""
     trained_rows = engine_module(zero2[2])["module"]  # fp32 training: the engine's module is its master copy
     assert_export_and_init_from_carry(zero2[2], trained_rows, tmp_path / "export")
+
+
+@pytest.mark.slow
+def test_sft_trains_under_zero2_from_a_zero2_run_directory(
+    zero2: dict[int, Path], inputs: dict[str, Path], alpaca_sample: Path
+) -> None:
+    strategy = on_cpu("deepspeed_zero2.yaml", inputs["folder"])
+    run = sft_fit(inputs["folder"] / "sft_zero2", inputs, alpaca_sample, zero2[2], "--config", str(strategy),
+                  strategy=None)
+    saved = engine_module(run)
+    assert saved["global_step"] == 1
+    assert_sft_trained_with_samples_and_budget(run, saved["module"], saved["zhllama"])

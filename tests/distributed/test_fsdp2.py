@@ -1,8 +1,8 @@
-"""Stages 1 and 2 under FSDP2 (``configs/strategies/fsdp2.yaml``: Lightning's ModelParallelStrategy, each decoder
+"""Every stage under FSDP2 (``configs/strategies/fsdp2.yaml``: Lightning's ModelParallelStrategy, each decoder
 layer and then the module sharded by ``fully_shard``) on 2 CPU processes over gloo, through the console script: a
 step of 2 ranks × batch 1 is a step of one process × batch 2, ``--ckpt_path last`` resumes onto the same
-parameters, ``new_rows_only`` keeps the old rows although each rank holds half of them, and the checkpoint is one
-file of the trained parameters that ``zhllama export`` and ``init_from`` read."""
+parameters, ``new_rows_only`` keeps the old rows although each rank holds half of them, the checkpoint is one
+file of the trained parameters that ``zhllama export`` and ``init_from`` read, and SFT trains from the run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from torch import nn
 from lightning_modules.fsdp2_sharding import shard_fully
 from tokenization.errors import UserError
 from tests.distributed.launch import (
-    ATOL, PROJECT_ROOT, assert_close, checkpoint, fit, start_weights, trained,
+    ATOL, PROJECT_ROOT, assert_close, assert_export_and_init_from_carry,
+    assert_sft_trained_with_samples_and_budget, checkpoint, fit, sft_fit, start_weights, trained,
 )
 
 #: The product's fragment, its data-parallel size set to the 2 processes.
@@ -64,20 +65,18 @@ def test_stage2_lora_two_ranks_step_as_one_process(
 
 @pytest.mark.slow
 def test_export_and_init_from_read_the_fsdp2_checkpoint(stage1: Path, tmp_path: Path) -> None:
-    from transformers import AutoModelForCausalLM
+    assert_export_and_init_from_carry(stage1, trained(stage1), tmp_path / "export")
 
-    from cli.export import main as export_main
-    from lightning_modules.causal_lm import CausalLMModule
 
-    path = stage1 / "checkpoints" / "last.ckpt"
-    trained_rows = trained(stage1)
-    assert export_main(["--ckpt", str(path), "--output", str(tmp_path / "export"), "--dtype", "fp32"]) == 0
-    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "export")
-    following = CausalLMModule(init_from=str(path))
-    following.configure_model()
-    for model in (exported, following.causal_lm):
-        assert torch.equal(model.get_input_embeddings().weight, trained_rows["model.model.embed_tokens.weight"])
-        assert torch.equal(model.get_output_embeddings().weight, trained_rows["model.lm_head.weight"])
+@pytest.mark.slow
+def test_sft_trains_under_fsdp2_from_an_fsdp2_run_directory(
+    stage1: Path, inputs: dict[str, Path], alpaca_sample: Path
+) -> None:
+    """Every rank generates the samples: the root unit (embedding, head) is gathered for generation."""
+    run = sft_fit(inputs["folder"] / "sft_fsdp2", inputs, alpaca_sample, stage1, *FSDP2, strategy=None)
+    saved = checkpoint(run)
+    assert saved["global_step"] == 1
+    assert_sft_trained_with_samples_and_budget(run, saved["state_dict"], saved["zhllama"])
 
 
 def test_tensor_parallel_mesh_is_refused_in_one_line() -> None:
