@@ -1,13 +1,12 @@
 """Every failure a user can fix ends, through the console script, in one line naming the file or option and exit
-status 2, without a traceback; ``ZHLLAMA_DEBUG=1`` brings the traceback back."""
+status 2, without a traceback; ``ZHLLAMA_DEBUG=1`` brings the traceback back. The refusals of a resumed or
+exported stage-1 run go through ``cli.main.main`` in this process, the code the console script runs."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,13 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from lightning_modules.model_loading import tiny_llama_config
+from tests.cli.console import console, in_process
 
-ZHLLAMA = Path(sys.executable).parent / "zhllama"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "tiny"
 TINY = json.dumps(
     {"vocab_size": 32000, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
      "intermediate_size": 128, "max_position_embeddings": 64, "tie_word_embeddings": False}
 )
-
-
-def console(*argv: object, cwd: Path, debug: bool = False) -> subprocess.CompletedProcess:
-    """``zhllama ...`` through the console script, as a user runs it."""
-    env = {k: v for k, v in os.environ.items() if k != "ZHLLAMA_DEBUG"}
-    if debug:
-        env["ZHLLAMA_DEBUG"] = "1"
-    return subprocess.run(
-        [str(ZHLLAMA), *map(str, argv)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
-    )
 
 
 def error_line(result: subprocess.CompletedProcess, command: str, *named: object) -> str:
@@ -69,7 +58,7 @@ def fit_argv(run: Path, tokenizer: Path, inputs: Path, *extra: object, config: s
 def stage1(zh_tokenizer_dir: Path, corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(work directory, last.ckpt) of a two-step stage-1 run."""
     work = tmp_path_factory.mktemp("stage1")
-    result = console(*fit_argv(work / "run", zh_tokenizer_dir, corpus), cwd=work)
+    result = in_process(*fit_argv(work / "run", zh_tokenizer_dir, corpus), cwd=work)
     assert result.returncode == 0, result.stderr[-4000:]
     (ckpt,) = work.rglob("last.ckpt")
     return work, ckpt
@@ -95,7 +84,7 @@ def test_sft_fit_with_missing_inputs_names_the_option_and_path(zh_tokenizer_dir,
     argv = ["fit", "--config", CONFIGS / "sft.yaml", "--model.init_from", "null", "--model.model_config", TINY,
             "--data.init_args.tokenizer", zh_tokenizer_dir, "--data.init_args.inputs", missing,
             "--trainer.default_root_dir", tmp_path / "run"]
-    error_line(console(*argv, cwd=tmp_path), "fit", "data.inputs", missing, "check the path")
+    error_line(in_process(*argv, cwd=tmp_path), "fit", "data.inputs", missing, "check the path")
 
 
 @pytest.mark.slow
@@ -106,20 +95,20 @@ def test_resume_under_another_freeze_policy_is_one_line(stage1, zh_tokenizer_dir
         "      init_args: {new_rows_only: true, include_lm_head: false}\n",
         encoding="utf-8",
     )
-    result = console(*resume_argv(stage1, zh_tokenizer_dir, corpus, "--config", override), cwd=stage1[0])
+    result = in_process(*resume_argv(stage1, zh_tokenizer_dir, corpus, "--config", override), cwd=stage1[0])
     error_line(result, "fit", "new_rows_only=False", "new_rows_only=True", "model.init_from")
 
 
 @pytest.mark.slow
 def test_resume_with_another_block_size_is_one_line(stage1, zh_tokenizer_dir, corpus) -> None:
-    result = console(*resume_argv(stage1, zh_tokenizer_dir, corpus, "--data.init_args.block_size", "16"),
-                     cwd=stage1[0])
+    result = in_process(*resume_argv(stage1, zh_tokenizer_dir, corpus, "--data.init_args.block_size", "16"),
+                        cwd=stage1[0])
     error_line(result, "fit", "cannot resume the data position", "num_samples", "block size")
 
 
 @pytest.mark.slow
 def test_resume_with_another_tokenizer_names_the_tokenizer(stage1, zh_tokenizer_dir_with_pad, corpus) -> None:
-    result = console(*resume_argv(stage1, zh_tokenizer_dir_with_pad, corpus), cwd=stage1[0])
+    result = in_process(*resume_argv(stage1, zh_tokenizer_dir_with_pad, corpus), cwd=stage1[0])
     assert "tokenizer" in error_line(result, "fit")
 
 
@@ -132,7 +121,7 @@ def test_a_truncated_checkpoint_or_a_text_file_as_ckpt_path_is_named(stage1, zh_
     text.write_text("not a checkpoint\n", encoding="utf-8")
     for broken in (half, text):
         argv = fit_argv(work / "run", zh_tokenizer_dir, corpus, "--trainer.max_steps", "4", "--ckpt_path", broken)
-        error_line(console(*argv, cwd=work), "fit", broken)
+        error_line(in_process(*argv, cwd=work), "fit", broken)
 
 
 @pytest.mark.slow
@@ -143,7 +132,8 @@ def test_export_of_a_text_file_or_a_truncated_checkpoint_is_named(stage1, tmp_pa
     half.write_bytes(data[: len(data) // 2])
     text.write_text("not a checkpoint\n", encoding="utf-8")
     for broken in (half, text):
-        error_line(console("export", "--ckpt", broken, "--output", tmp_path / "out", cwd=tmp_path), "export", broken)
+        error_line(in_process("export", "--ckpt", broken, "--output", tmp_path / "out", cwd=tmp_path), "export",
+                   broken)
     assert not (tmp_path / "out").exists()
 
 

@@ -1,11 +1,9 @@
 """End to end on a tiny model: SFT fit (LoRA + embeddings) on real Alpaca data -> `zhllama export` -> generate;
-export refusals through the console script."""
+export refusals through `cli.main.main`, the code the console script runs."""
 
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -20,8 +18,8 @@ from cli.generate import main as generate_main
 from datamodules.alpaca_sft import AlpacaSFTDataModule
 from lightning_modules.causal_lm import CausalLMModule
 from lightning_modules.model_loading import tiny_llama_config
+from tests.cli.console import console, in_process
 
-ZHLLAMA = Path(sys.executable).parent / "zhllama"
 
 
 def fit(root: Path, datamodule: AlpacaSFTDataModule, **module_args) -> tuple[Path, CausalLMModule]:
@@ -71,18 +69,11 @@ def test_export_then_generate(sft_run, tmp_path: Path, capsys):
     assert capsys.readouterr().out.endswith("\n")
 
 
-def zhllama(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The console script, as a user runs it (offline)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("ZHLLAMA_DEBUG", None)
-    return subprocess.run([str(ZHLLAMA), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
 def test_adapter_export_from_another_working_directory(sft_run, tmp_path: Path):
     root, ckpt, module = sft_run
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = zhllama("export", "--ckpt", os.path.relpath(ckpt, elsewhere), "--output", "adapter", "--adapter",
+    result = console("export", "--ckpt", os.path.relpath(ckpt, elsewhere), "--output", "adapter", "--adapter",
                      "--dtype", "fp32", cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     out = elsewhere / "adapter"
@@ -115,7 +106,7 @@ def test_refusals_are_one_line_exit_2(sft_run, tmp_path: Path):
         (str(ckpt), "--base", str(other_base)): "is not the one this checkpoint was built on (config.json rope_theta",
     }
     for (source, *extra), expected in cases.items():
-        result = zhllama("export", "--ckpt", source, "--output", str(tmp_path / "out"), *extra, cwd=tmp_path)
+        result = in_process("export", "--ckpt", source, "--output", str(tmp_path / "out"), *extra, cwd=tmp_path)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
         assert lines[0].startswith("zhllama export: ") and expected in lines[0], lines[0]

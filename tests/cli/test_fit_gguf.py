@@ -1,15 +1,13 @@
 """A real pretrained model as the base, through the console script: stage 1 fits on SmolLM2-135M-Instruct from its
 GGUF (model and tokenizer from the one file), its checkpoint exports with only the .gguf present (moved, named
-with ``--base``; another file of the same name refused), and ``zhllama eval`` scores the export. One test: the
-GGUF takes about a minute to load on two cores, and the fit and the export each load it once."""
+with ``--base``; another file of the same name refused, both refusals through ``cli.main.main`` in this process),
+and ``zhllama eval`` scores the export. One test: the GGUF takes about a minute to load on two cores, and the
+fit and the export each load it once."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,16 +15,11 @@ import torch
 from safetensors.torch import load_file
 
 from datamodules.demo_assets import asset_path
+from tests.cli.console import console, in_process
 from tests.cli.tiny_fit import CONFIGS, small_corpus
 
-ZHLLAMA = Path(sys.executable).with_name("zhllama")
 ENGLISH = ("The Python standard library is very extensive, offering a wide range of facilities. It contains built-in "
            "modules that provide access to system functionality such as file input and output.")
-
-
-def console(*argv: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(ZHLLAMA), *map(str, argv)], capture_output=True, text=True, env=env, timeout=900)
 
 
 def flip_first_weight_byte(gguf: Path) -> None:
@@ -69,13 +62,13 @@ def test_stage_one_on_a_gguf_base_exports_with_only_the_gguf_and_evaluates(wiki_
     moved.parent.mkdir()
     gguf.rename(moved)  # the run's base is gone from where it trained; the checkpoint names it by fingerprint
     out = tmp_path / "export"
-    missing = console("export", "--ckpt", run, "--output", out, "--dtype", "fp32")
+    missing = in_process("export", "--ckpt", run, "--output", out, "--dtype", "fp32")
     assert missing.returncode == 2 and f"base model {gguf} is missing" in missing.stderr
     impostor = tmp_path / "impostor" / gguf.name
     impostor.parent.mkdir()
     shutil.copyfile(moved, impostor)
     flip_first_weight_byte(impostor)
-    refused = console("export", "--ckpt", run, "--output", out, "--dtype", "fp32", "--base", impostor)
+    refused = in_process("export", "--ckpt", run, "--output", out, "--dtype", "fp32", "--base", impostor)
     assert refused.returncode == 2 and "sampled tensor data differs" in refused.stderr, refused.stderr[-2000:]
 
     exported = console("export", "--ckpt", run, "--output", out, "--dtype", "fp32", "--base", moved)

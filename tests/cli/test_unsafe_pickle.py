@@ -4,16 +4,14 @@ in one line with exit status 2, and the command never runs."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.cli.console import in_process
 from tests.cli.tiny_fit import TINY, small_corpus, tiny_fit_args
 
-ZHLLAMA = Path(sys.executable).with_name("zhllama")
 
 
 class ShellOnUnpickle:
@@ -37,12 +35,6 @@ def crafted(tmp_path: Path) -> tuple[Path, Path]:
     return path, marker
 
 
-def zhllama(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("ZHLLAMA_DEBUG", None)
-    return subprocess.run([str(ZHLLAMA), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
 def test_every_entry_point_refuses_a_crafted_pickle(crafted, zh_tokenizer_dir, wiki_sample, tmp_path) -> None:
     path, marker = crafted
     corpus = small_corpus(wiki_sample, tmp_path / "inputs")
@@ -58,7 +50,7 @@ def test_every_entry_point_refuses_a_crafted_pickle(crafted, zh_tokenizer_dir, w
     }
     failures = []
     for name, argv in commands.items():
-        result = zhllama(*argv, cwd=tmp_path)
+        result = in_process(*argv, cwd=tmp_path)
         last = (result.stderr.strip().splitlines() or [""])[-1]
         if marker.exists():
             failures.append(f"{name}: the crafted pickle ran")

@@ -1,5 +1,5 @@
-"""``zhllama fit`` on 2 CPU processes as a subprocess: Lightning's launcher re-runs the command line once per
-extra rank, so a distributed run cannot start inside pytest's own process."""
+"""``zhllama fit`` on 2 CPU processes as a subprocess, started by ``torchrun`` or by Lightning's launcher (which
+re-runs the command line once per extra rank, so a distributed run cannot start inside pytest's own process)."""
 
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def fit(
 
 
 def callbacks_config(folder: Path, policy: str, *extra: str, **init_args: object) -> Path:
-    """A config fragment whose callbacks are ``policy`` (with ``init_args``), the ``extra`` ones (``SAMPLES``)
-    and a checkpoint at every step (``last.ckpt`` too)."""
+    """A config fragment whose callbacks are ``policy`` (with ``init_args``), the ``extra`` ones (names in
+    ``EXTRA_CALLBACKS``) and a checkpoint at every step (``last.ckpt`` too)."""
     callbacks = [{"class_path": policy, "init_args": init_args}, *(EXTRA_CALLBACKS[name] for name in extra),
                  {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                   "init_args": {"save_last": True, "every_n_train_steps": 1, "save_top_k": -1}}]
