@@ -345,13 +345,13 @@ class CausalLMModule(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """``train/grad_norm`` of the gradients about to step (under DeepSpeed, which moves them into its ZeRO
         partitions, the engine's global norm, logged after its step), then the new rows' weight decay."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads and self.deepspeed_engine is None:
+        engine = self.deepspeed_engine
+        grads = [p.grad for p in self.parameters() if p.grad is not None] if engine is None else []
+        if grads:
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
             self.log("train/grad_norm", norm)
         # AdamW's decoupled decay, new rows only, applied just before the update exactly as torch's AdamW would;
         # DeepSpeed is called at every micro-batch and steps at the last of `gradient_accumulation_steps` only
-        engine = self.deepspeed_engine
         if self.hparams.weight_decay and (engine is None or engine.is_gradient_accumulation_boundary()):
             lr = optimizer.param_groups[0]["lr"]  # one learning rate: the groups differ in weight decay only
             for p in self._row_frozen_params:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_modules.run_checkpoints import (
-    deepspeed_classes_allowed, deepspeed_model_states, is_deepspeed_checkpoint, read_checkpoint,
+    deepspeed_classes_allowed, deepspeed_model_states, is_deepspeed_checkpoint, read_checkpoint, read_client_state,
 )
 from tokenization.errors import UserError
 
@@ -31,10 +31,9 @@ def read_deepspeed_checkpoint(path: Path) -> dict[str, Any]:
     from every rank's ZeRO-1/2/3 partitions."""
     if not is_deepspeed_checkpoint(path):
         raise UserError(f"{path}: not a DeepSpeed checkpoint directory (no `latest` file in it)")
+    client = read_client_state(path)
     with deepspeed_classes_allowed():
-        model_states = deepspeed_model_states(path)
-        client = read_checkpoint(model_states)
-        for file in sorted(model_states.parent.glob("*.pt")):
+        for file in sorted(deepspeed_model_states(path).parent.glob("*.pt")):
             read_checkpoint(file, mmap=True)
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +13,8 @@ from cli.data import main
 from cli.main import main as cli_main
 from datamodules import token_cache
 from datamodules.token_cache import TOKENS_FILE
+from tests.cli.console import console
 
-ZHLLAMA = Path(sys.executable).parent / "zhllama"
 
 REPORT_KEYS = {
     "documents",
@@ -100,12 +97,6 @@ def test_bad_record_and_bad_config_fail_clearly(capsys, zh_tokenizer_dir, tmp_pa
     code, _, err = zhllama_data(["prepare", "--config", str(config)])
     assert code == 2 and "class_path" in err
     assert main(["frobnicate"]) == 2
-
-def console(*argv: str) -> subprocess.CompletedProcess:
-    """``zhllama ...`` through the console script, as a user runs it."""
-    env = {k: v for k, v in os.environ.items() if k != "ZHLLAMA_DEBUG"}
-    return subprocess.run([str(ZHLLAMA), *argv], capture_output=True, text=True, env=env, timeout=300)
-
 
 def test_a_truncated_or_fake_gzip_is_one_line_exit_2_or_a_skipped_file(capsys, zh_tokenizer_dir, tmp_path) -> None:
     data = "".join(json.dumps({"text": f"第{i}篇：中华人民共和国" * 40}, ensure_ascii=False) + "\n" for i in range(300))

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from datamodules.demo_assets import asset_path
+from tests.cli.console import console
 from tests.tokenization.byte_level_bases import write_toy_base
-
-ZHLLAMA = Path(sys.executable).with_name("zhllama")
 
 
 def zhllama(*argv: object) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ZHLLAMA), "tokenizer", *map(str, argv)], capture_output=True, text=True, timeout=300)
+    return console("tokenizer", *argv)
 
 
 @pytest.fixture(scope="module")

@@ -93,6 +93,12 @@ def fit(
     return root
 
 
+def fit_and_resume(root: Path, *args: str, **options: object) -> Path:
+    """``fit`` for one step, then again with ``--ckpt_path last`` for the second: a run stopped and resumed."""
+    fit(root, *args, max_steps=1, **options)
+    return fit(root, *args, "--ckpt_path", "last", max_steps=2, **options)
+
+
 def callbacks_config(folder: Path, policy: str, *extra: str, **init_args: object) -> Path:
     """A config fragment whose callbacks are ``policy`` (with ``init_args``), the ``extra`` ones (names in
     ``EXTRA_CALLBACKS``) and a checkpoint at every step (``last.ckpt`` too)."""

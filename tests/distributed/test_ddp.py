@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tests.distributed.launch import (
-    ATOL, assert_close, assert_sft_trained_with_samples_and_budget, checkpoint, fit, sft_fit, start_weights, trained,
+    ATOL, assert_close, assert_sft_trained_with_samples_and_budget, checkpoint, fit, fit_and_resume, sft_fit,
+    start_weights, trained,
 )
 
 
@@ -18,8 +19,7 @@ from tests.distributed.launch import (
 def stage1(inputs: dict[str, Path], stage1_args: list[str], stage1_single: Path) -> dict[str, Path]:
     """Stage 1 on 2 ranks × batch 1, launched by Lightning (the other tests start their ranks with torchrun): one
     step, then resumed for the second; and the one-process run."""
-    ddp = fit(inputs["folder"] / "stage1_ddp", *stage1_args, max_steps=1, torchrun=False)
-    fit(ddp, *stage1_args, "--ckpt_path", "last", max_steps=2, torchrun=False)
+    ddp = fit_and_resume(inputs["folder"] / "stage1_ddp", *stage1_args, torchrun=False)
     return {"single": stage1_single, "ddp": ddp}
 
 

@@ -14,7 +14,7 @@ import torch
 from tests.distributed.cpu_deepspeed import on_cpu
 from tests.distributed.launch import (
     assert_close, assert_export_and_init_from_carry, assert_sft_trained_with_samples_and_budget,
-    csv_logger, fit, logged, sft_fit, start_weights, trained,
+    csv_logger, fit, fit_and_resume, logged, sft_fit, start_weights, trained,
 )
 
 pytest.importorskip("deepspeed")
@@ -38,8 +38,7 @@ def zero2(inputs: dict[str, Path], stage1_args: list[str]) -> dict[int, Path]:
         if ranks == 1:
             runs[1] = fit(root, *args, "--trainer.accumulate_grad_batches", "2", max_steps=2, **options)
         else:
-            fit(root, *args, max_steps=1, **options)
-            runs[2] = fit(root, *args, "--ckpt_path", "last", max_steps=2, **options)
+            runs[2] = fit_and_resume(root, *args, **options)
     return runs
 
 

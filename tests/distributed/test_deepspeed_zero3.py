@@ -16,7 +16,7 @@ import torch
 from tests.distributed.cpu_deepspeed import on_cpu
 from tests.distributed.launch import (
     assert_close, assert_export_and_init_from_carry, assert_sft_trained_with_samples_and_budget,
-    csv_logger, fit, logged, sft_fit, start_weights, trained,
+    csv_logger, fit, fit_and_resume, logged, sft_fit, start_weights, trained,
 )
 
 pytest.importorskip("deepspeed")
@@ -39,9 +39,7 @@ def zero3(inputs: dict[str, Path], stage1_args: list[str], zero3_strategy: list[
     """Stage 1 (embedding and head, ``new_rows_only``, weight decay 10) on 2 ranks × batch 1: one step, then
     resumed with ``--ckpt_path last`` for the second."""
     root = inputs["folder"] / "zero3"
-    args = [*stage1_args, *zero3_strategy]
-    fit(root, *args, strategy=None, max_steps=1, logger=csv_logger(root))
-    return fit(root, *args, "--ckpt_path", "last", strategy=None, max_steps=2, logger=csv_logger(root))
+    return fit_and_resume(root, *stage1_args, *zero3_strategy, strategy=None, logger=csv_logger(root))
 
 
 @pytest.mark.slow

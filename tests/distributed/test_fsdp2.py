@@ -17,7 +17,7 @@ from lightning_modules.fsdp2_sharding import shard_fully
 from tokenization.errors import UserError
 from tests.distributed.launch import (
     ATOL, PROJECT_ROOT, assert_close, assert_export_and_init_from_carry,
-    assert_sft_trained_with_samples_and_budget, checkpoint, fit, sft_fit, start_weights, trained,
+    assert_sft_trained_with_samples_and_budget, checkpoint, fit, fit_and_resume, sft_fit, start_weights, trained,
 )
 
 #: The product's fragment, its data-parallel size set to the 2 processes.
@@ -28,8 +28,7 @@ FSDP2 = ("--config", str(PROJECT_ROOT / "configs" / "strategies" / "fsdp2.yaml")
 @pytest.fixture(scope="module")
 def stage1(inputs: dict[str, Path], stage1_args: list[str]) -> Path:
     """Stage 1 under FSDP2 on 2 ranks × batch 1: one step, then resumed with ``--ckpt_path last`` for the second."""
-    run = fit(inputs["folder"] / "stage1_fsdp2", *stage1_args, *FSDP2, strategy=None, max_steps=1)
-    return fit(run, *stage1_args, *FSDP2, "--ckpt_path", "last", strategy=None, max_steps=2)
+    return fit_and_resume(inputs["folder"] / "stage1_fsdp2", *stage1_args, *FSDP2, strategy=None)
 
 
 @pytest.mark.slow
